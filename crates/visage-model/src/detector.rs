@@ -1,0 +1,256 @@
+//! The detector module: ResNet backbone + FPN + RetinaNet class/box subnets, carrying its
+//! weight-free policy (anchors, assignment, box coding, loss and test settings) so that
+//! `forward`, `loss` and `postprocess` need nothing else.
+
+use burn::prelude::*;
+use visage_anchors::{AnchorGenerator, Anchors, LevelSpec, MaxIouAssigner};
+use visage_backbone::{ResNet, ResNetConfig, ResNetDepth};
+use visage_boxes::BoxCoder;
+use visage_heads::{flatten_levels, HeadNorm, RetinaHead, RetinaHeadConfig};
+use visage_neck::{ExtraSource, Fpn, FpnConfig};
+
+use crate::error::ModelError;
+use crate::spec::{
+    BackboneSpec, DetectorSpec, ExtraSourceSpec, HeadNormSpec, LossSpec, NeckSpec, TestSpec,
+};
+
+/// Everything about a detector that has no weights: derived once from the spec.
+#[derive(Debug, Clone)]
+pub(crate) struct DetectorPolicy {
+    pub(crate) spec: DetectorSpec,
+    pub(crate) test: TestSpec,
+    pub(crate) anchors: AnchorGenerator,
+    pub(crate) assigner: MaxIouAssigner,
+    pub(crate) coder: BoxCoder,
+    /// Strides of the backbone levels the neck consumes, finest first.
+    pub(crate) neck_input_strides: Vec<usize>,
+}
+
+/// A single-class (face) RetinaNet-style detector.
+#[derive(Module, Debug)]
+pub struct Detector<B: Backend> {
+    /// ResNet returning C2..C5.
+    pub backbone: ResNet<B>,
+    /// FPN producing P_min..P_max.
+    pub neck: Fpn<B>,
+    /// Class and box subnets shared across levels.
+    pub head: RetinaHead<B>,
+    #[module(skip)]
+    pub(crate) policy: DetectorPolicy,
+}
+
+/// Raw head outputs of a batch, flattened in anchor order (level, then y, then x, then anchor).
+#[derive(Debug, Clone)]
+pub struct RawOutputs<B: Backend> {
+    /// `[B, N, 1]` face logits.
+    pub cls_logits: Tensor<B, 3>,
+    /// `[B, N, 4]` encoded box deltas (see [`BoxCoder`]).
+    pub box_deltas: Tensor<B, 3>,
+    /// `(height, width)` of each pyramid level's feature map, finest first.
+    pub feature_sizes: Vec<(usize, usize)>,
+    /// `(height, width)` of the input batch.
+    pub input_size: (usize, usize),
+}
+
+fn resnet_depth(depth: u32) -> Result<ResNetDepth, ModelError> {
+    Ok(match depth {
+        18 => ResNetDepth::D18,
+        34 => ResNetDepth::D34,
+        50 => ResNetDepth::D50,
+        101 => ResNetDepth::D101,
+        152 => ResNetDepth::D152,
+        other => {
+            return Err(ModelError::InvalidConfig {
+                key: "model.backbone.resnet.depth".into(),
+                message: format!("must be 18, 34, 50, 101 or 152, got {other}"),
+            })
+        }
+    })
+}
+
+impl DetectorPolicy {
+    fn from_spec(spec: &DetectorSpec, test: &TestSpec) -> Result<Self, ModelError> {
+        spec.validate()?;
+        test.validate()?;
+        let strides = spec.level_strides();
+        let levels = strides
+            .iter()
+            .map(|&stride| LevelSpec {
+                stride,
+                sizes: spec
+                    .anchors
+                    .scales
+                    .iter()
+                    .map(|s| spec.anchors.base_factor * stride as f32 * s)
+                    .collect(),
+                aspect_ratios: spec.anchors.ratios.clone(),
+            })
+            .collect();
+        let anchors = AnchorGenerator::new(levels).map_err(|e| ModelError::InvalidConfig {
+            key: "model.anchors".into(),
+            message: e.to_string(),
+        })?;
+        let assigner = MaxIouAssigner {
+            positive_iou: spec.assign.positive_iou,
+            negative_iou: spec.assign.negative_iou,
+            force_best: spec.assign.force_best,
+            force_best_min_iou: spec.assign.force_best_min_iou,
+        };
+        let NeckSpec::Fpn(fpn) = &spec.neck;
+        let neck_input_strides = (fpn.min_level..=5).map(|l| 1usize << l).collect();
+        Ok(Self {
+            spec: spec.clone(),
+            test: test.clone(),
+            anchors,
+            assigner,
+            coder: BoxCoder {
+                variances: spec.coder.variances,
+            },
+            neck_input_strides,
+        })
+    }
+}
+
+impl<B: Backend> Detector<B> {
+    /// Builds a freshly initialised detector from a validated spec.
+    pub fn new(spec: &DetectorSpec, test: &TestSpec, device: &B::Device) -> Result<Self, ModelError> {
+        let policy = DetectorPolicy::from_spec(spec, test)?;
+        let BackboneSpec::Resnet(resnet) = &spec.backbone;
+        let backbone_config = ResNetConfig::new(resnet_depth(resnet.depth)?)
+            .with_width_multiplier(resnet.width_multiplier)
+            .with_frozen_bn(resnet.frozen_bn);
+        let c_channels = backbone_config.out_channels();
+        let backbone = backbone_config.init(device);
+
+        let NeckSpec::Fpn(fpn) = &spec.neck;
+        let first = (fpn.min_level - 2) as usize;
+        let in_channels = c_channels[first..].to_vec();
+        let neck = FpnConfig::new(in_channels, fpn.channels)
+            .with_extra_levels((fpn.max_level - 5) as usize)
+            .with_extra_source(match fpn.extra_source {
+                ExtraSourceSpec::C5 => ExtraSource::C5,
+                ExtraSourceSpec::P5 => ExtraSource::P5,
+            })
+            .init(device);
+
+        let norm = match spec.head.norm {
+            HeadNormSpec::None => HeadNorm::None,
+            HeadNormSpec::Group(groups) => HeadNorm::GroupNorm { groups },
+        };
+        let head = RetinaHeadConfig::new(
+            fpn.channels,
+            spec.head.channels,
+            spec.head.convs,
+            spec.anchors_per_location(),
+            1,
+        )
+        .with_prior_prob(spec.head.prior_prob as f64)
+        .with_norm(norm)
+        .init(device);
+        Ok(Self {
+            backbone,
+            neck,
+            head,
+            policy,
+        })
+    }
+
+    /// Runs the network.
+    ///
+    /// # Shapes
+    /// - `images`: `[B, 3, H, W]`, normalised as the data config says.
+    /// - returns flattened outputs over `N = Σ_levels H_l · W_l · A` anchors.
+    pub fn forward(&self, images: Tensor<B, 4>) -> RawOutputs<B> {
+        let [_, _, height, width] = images.dims();
+        let c = self.backbone.forward(images);
+        let inputs = c
+            .select(&self.policy.neck_input_strides)
+            .expect("the backbone returns every stride the neck needs");
+        let pyramid = self.neck.forward(inputs);
+        let feature_sizes = pyramid
+            .sizes()
+            .into_iter()
+            .map(|[h, w]| (h, w))
+            .collect();
+        let out = self.head.forward(&pyramid);
+        RawOutputs {
+            cls_logits: flatten_levels(out.cls, 1),
+            box_deltas: flatten_levels(out.boxes, 4),
+            feature_sizes,
+            input_size: (height, width),
+        }
+    }
+
+    /// The anchors matching `outputs`, in the same order (xyxy pixels of the input).
+    pub fn anchors(&self, outputs: &RawOutputs<B>) -> Anchors {
+        self.policy.anchors.generate(&outputs.feature_sizes)
+    }
+
+    /// The spec this detector was built from.
+    pub fn spec(&self) -> &DetectorSpec {
+        &self.policy.spec
+    }
+
+    /// The test (post-processing) settings.
+    pub fn test_spec(&self) -> &TestSpec {
+        &self.policy.test
+    }
+
+    /// Replaces the test settings (e.g. from `visage detect` flags).
+    pub fn set_test_spec(&mut self, test: TestSpec) -> Result<(), ModelError> {
+        test.validate()?;
+        self.policy.test = test;
+        Ok(())
+    }
+
+    /// The loss settings.
+    pub fn loss_spec(&self) -> &LossSpec {
+        &self.policy.spec.loss
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+
+    pub(crate) fn tiny_spec() -> DetectorSpec {
+        toml::from_str(
+            r#"
+            [backbone.resnet]
+            depth = 18
+            width_multiplier = 0.125
+            [neck.fpn]
+            channels = 16
+            min_level = 3
+            max_level = 6
+            [head]
+            channels = 16
+            convs = 1
+            norm = { group = 4 }
+            [anchors]
+            base_factor = 2.0
+            scales = [1.0, 1.5]
+            ratios = [1.0]
+            [assign]
+            positive_iou = 0.5
+            negative_iou = 0.4
+            "#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn output_shapes_match_the_anchors_per_level() {
+        let device = Default::default();
+        let det = Detector::<Flex>::new(&tiny_spec(), &TestSpec::default(), &device).unwrap();
+        // 70 × 45: odd sizes exercise the ceil semantics of every stride.
+        let images = Tensor::<Flex, 4>::zeros([2, 3, 70, 45], &device);
+        let out = det.forward(images);
+        assert_eq!(out.feature_sizes, vec![(9, 6), (5, 3), (3, 2), (2, 1)]);
+        let n = (9 * 6 + 5 * 3 + 3 * 2 + 2) * 2;
+        assert_eq!(out.cls_logits.dims(), [2, n, 1]);
+        assert_eq!(out.box_deltas.dims(), [2, n, 4]);
+        assert_eq!(det.anchors(&out).boxes.len(), n);
+    }
+}

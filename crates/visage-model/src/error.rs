@@ -1,0 +1,22 @@
+//! Errors of the detector crate.
+
+use thiserror::Error;
+
+/// What can go wrong building or running a detector.
+#[derive(Debug, Error)]
+pub enum ModelError {
+    /// A config value is out of range or inconsistent with another; `key` is the TOML key.
+    #[error("invalid config `{key}`: {message}")]
+    InvalidConfig {
+        /// Dotted TOML key, e.g. `model.assign.negative_iou`.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The input batch does not fit the detector (wrong shape, mismatched targets).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The loss became NaN or infinite.
+    #[error("non-finite loss: {0}")]
+    NonFiniteLoss(String),
+}

@@ -1,0 +1,21 @@
+//! Detector = backbone + neck + heads, built from a config: `forward` returns raw head outputs,
+//! `loss` named loss parts, `postprocess` detections.
+//!
+//! Box format everywhere in this crate: `[x1, y1, x2, y2]` in pixels of the network input.
+
+mod detector;
+mod error;
+mod loss;
+mod postprocess;
+mod spec;
+mod targets;
+
+pub use detector::{Detector, RawOutputs};
+pub use error::ModelError;
+pub use loss::{LossParts, LossValues};
+pub use postprocess::Detection;
+pub use spec::{
+    AnchorSpec, AssignSpec, BackboneSpec, BoxLossSpec, CoderSpec, DetectorSpec, ExtraSourceSpec,
+    FpnSpec, HeadNormSpec, HeadSpec, LossSpec, NeckSpec, ResNetSpec, TestSpec,
+};
+pub use targets::{DenseTargets, FaceTargets};

@@ -1,0 +1,164 @@
+//! From raw outputs to detections: sigmoid scores, score threshold, top-k, decoding, clipping
+//! to the input, NMS, and the per-image detection cap (the `[test]` settings).
+
+use burn::prelude::*;
+use burn::tensor::activation::sigmoid;
+use visage_boxes::{nms, BoxCoder, BoxXyxy};
+
+use crate::detector::{Detector, RawOutputs};
+use crate::spec::TestSpec;
+
+/// One detected face.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detection {
+    /// `[x1, y1, x2, y2]` in pixels of the network input (the caller rescales to the image).
+    pub bbox: BoxXyxy,
+    /// Face probability in [0, 1].
+    pub score: f32,
+}
+
+impl<B: Backend> Detector<B> {
+    /// Detections of every image of the batch, best first.
+    pub fn postprocess(&self, outputs: &RawOutputs<B>) -> Vec<Vec<Detection>> {
+        let [batch, n, _] = outputs.cls_logits.dims();
+        let scores: Vec<f32> = sigmoid(outputs.cls_logits.clone())
+            .into_data()
+            .to_vec()
+            .expect("f32 scores");
+        let deltas: Vec<f32> = outputs
+            .box_deltas
+            .clone()
+            .into_data()
+            .to_vec()
+            .expect("f32 deltas");
+        let anchors = self.anchors(outputs);
+        (0..batch)
+            .map(|b| {
+                select_detections(
+                    &scores[b * n..(b + 1) * n],
+                    &deltas[b * n * 4..(b + 1) * n * 4],
+                    &anchors.boxes,
+                    &self.policy.coder,
+                    &self.policy.test,
+                    outputs.input_size,
+                )
+            })
+            .collect()
+    }
+}
+
+/// Post-processing of one image.
+///
+/// - `scores`: `[N]` face probabilities; `deltas`: `[N · 4]` encoded boxes; `anchors`: `[N]` xyxy.
+/// - `input_size`: `(height, width)` the boxes are clipped to.
+pub fn select_detections(
+    scores: &[f32],
+    deltas: &[f32],
+    anchors: &[BoxXyxy],
+    coder: &BoxCoder,
+    test: &TestSpec,
+    input_size: (usize, usize),
+) -> Vec<Detection> {
+    let mut candidates: Vec<usize> = (0..scores.len())
+        .filter(|&i| scores[i] >= test.score_threshold)
+        .collect();
+    let by_score_desc = |a: &usize, b: &usize| scores[*b].total_cmp(&scores[*a]);
+    if candidates.len() > test.pre_nms_top_k {
+        candidates.select_nth_unstable_by(test.pre_nms_top_k - 1, by_score_desc);
+        candidates.truncate(test.pre_nms_top_k);
+    }
+    candidates.sort_by(by_score_desc);
+    let (height, width) = (input_size.0 as f32, input_size.1 as f32);
+    let mut boxes = Vec::with_capacity(candidates.len());
+    let mut kept_scores = Vec::with_capacity(candidates.len());
+    for &i in &candidates {
+        let delta = [
+            deltas[i * 4],
+            deltas[i * 4 + 1],
+            deltas[i * 4 + 2],
+            deltas[i * 4 + 3],
+        ];
+        let [x1, y1, x2, y2] = coder.decode(&anchors[i], &delta);
+        let clipped = [
+            x1.clamp(0.0, width),
+            y1.clamp(0.0, height),
+            x2.clamp(0.0, width),
+            y2.clamp(0.0, height),
+        ];
+        if clipped[2] > clipped[0] && clipped[3] > clipped[1] {
+            boxes.push(clipped);
+            kept_scores.push(scores[i]);
+        }
+    }
+    let mut keep = nms(&boxes, &kept_scores, test.nms_threshold);
+    keep.truncate(test.max_detections);
+    keep.into_iter()
+        .map(|k| Detection {
+            bbox: boxes[k],
+            score: kept_scores[k],
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn coder() -> BoxCoder {
+        BoxCoder {
+            variances: [0.1, 0.2],
+        }
+    }
+
+    #[test]
+    fn thresholds_decodes_clips_and_suppresses() {
+        let anchors = [
+            [0.0, 0.0, 10.0, 10.0],
+            [1.0, 0.0, 11.0, 10.0],
+            [20.0, 20.0, 40.0, 40.0],
+            [30.0, 0.0, 50.0, 20.0],
+        ];
+        // Zero deltas decode to the anchors themselves.
+        let deltas = [0.0; 16];
+        let scores = [0.9, 0.8, 0.01, 0.7];
+        let test = TestSpec {
+            score_threshold: 0.05,
+            pre_nms_top_k: 10,
+            nms_threshold: 0.4,
+            max_detections: 10,
+            max_size: None,
+        };
+        // Input 45 wide: the last anchor is clipped to x2 = 45.
+        let dets = select_detections(&scores, &deltas, &anchors, &coder(), &test, (45, 45));
+        // Anchor 1 overlaps anchor 0 with IoU 90/110 > 0.4 and is suppressed; anchor 2 is
+        // below the score threshold.
+        assert_eq!(dets.len(), 2);
+        assert_eq!(dets[0].bbox, [0.0, 0.0, 10.0, 10.0]);
+        assert_eq!(dets[0].score, 0.9);
+        assert_eq!(dets[1].bbox, [30.0, 0.0, 45.0, 20.0]);
+    }
+
+    #[test]
+    fn top_k_and_max_detections_cap_the_output() {
+        let anchors: Vec<BoxXyxy> = (0..20)
+            .map(|i| [i as f32 * 20.0, 0.0, i as f32 * 20.0 + 10.0, 10.0])
+            .collect();
+        let deltas = vec![0.0; 80];
+        let scores: Vec<f32> = (0..20).map(|i| 0.1 + i as f32 * 0.04).collect();
+        let mut test = TestSpec {
+            score_threshold: 0.0,
+            pre_nms_top_k: 5,
+            nms_threshold: 0.4,
+            max_detections: 750,
+            max_size: None,
+        };
+        let dets = select_detections(&scores, &deltas, &anchors, &coder(), &test, (10, 400));
+        assert_eq!(dets.len(), 5);
+        assert!(dets.windows(2).all(|w| w[0].score >= w[1].score));
+        assert!((dets[0].score - scores[19]).abs() < 1e-6);
+        test.pre_nms_top_k = 100;
+        test.max_detections = 3;
+        let dets = select_detections(&scores, &deltas, &anchors, &coder(), &test, (10, 400));
+        assert_eq!(dets.len(), 3);
+    }
+}

@@ -1,0 +1,518 @@
+//! The user-facing description of a detector, as written in a config's `[model]` and `[test]`
+//! tables. These are plain serde structs that reject unknown keys; [`DetectorSpec::validate`]
+//! checks the cross-field rules and names the offending key. Burn configs are built from them
+//! in [`crate::detector`], never parsed from user files directly.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ModelError;
+
+/// `[model]`: a RetinaNet-style detector (backbone + FPN + shared class/box subnets).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorSpec {
+    /// `[model.backbone]`: which backbone, e.g. `[model.backbone.resnet]`.
+    pub backbone: BackboneSpec,
+    /// `[model.neck]`: the feature pyramid, e.g. `[model.neck.fpn]`.
+    pub neck: NeckSpec,
+    /// `[model.head]`: the class and box subnets shared across levels.
+    pub head: HeadSpec,
+    /// `[model.anchors]`: anchor sizes and ratios per pyramid level.
+    pub anchors: AnchorSpec,
+    /// `[model.assign]`: anchor-to-face matching thresholds.
+    pub assign: AssignSpec,
+    /// `[model.coder]`: box coding variances.
+    #[serde(default)]
+    pub coder: CoderSpec,
+    /// `[model.loss]`: loss weights and parameters.
+    #[serde(default)]
+    pub loss: LossSpec,
+}
+
+/// `[model.backbone.<kind>]`: a closed set of backbones; an unknown kind fails at parse time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum BackboneSpec {
+    /// torchvision-layout ResNet returning C2..C5.
+    Resnet(ResNetSpec),
+}
+
+/// `[model.backbone.resnet]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResNetSpec {
+    /// 18, 34, 50, 101 or 152.
+    pub depth: u32,
+    /// Scales every channel count (1.0 = torchvision's ResNet; 0.25 = a tiny CPU model).
+    #[serde(default = "one")]
+    pub width_multiplier: f32,
+    /// BatchNorm statistics and affine parameters fixed (as when fine-tuning from ImageNet).
+    #[serde(default)]
+    pub frozen_bn: bool,
+}
+
+/// `[model.neck.<kind>]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum NeckSpec {
+    /// RetinaNet's FPN: P_min..P5 from lateral connections, P6/P7 by stride-2 convs.
+    Fpn(FpnSpec),
+}
+
+/// `[model.neck.fpn]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FpnSpec {
+    /// Channels of every pyramid level.
+    pub channels: usize,
+    /// Finest level: 2 (stride 4, from C2) or 3 (stride 8, from C3).
+    #[serde(default = "three")]
+    pub min_level: u32,
+    /// Coarsest level, 5..=7; levels above 5 are made by stride-2 convs.
+    #[serde(default = "seven")]
+    pub max_level: u32,
+    /// Input of P6: `"c5"` (RetinaNet paper) or `"p5"`.
+    #[serde(default)]
+    pub extra_source: ExtraSourceSpec,
+}
+
+/// Where the extra pyramid levels start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtraSourceSpec {
+    /// P6 = conv(C5).
+    #[default]
+    C5,
+    /// P6 = conv(P5).
+    P5,
+}
+
+/// `[model.head]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadSpec {
+    /// Channels of the subnet convs.
+    pub channels: usize,
+    /// Number of 3×3 conv + ReLU layers before each predictor (RetinaNet: 4).
+    #[serde(default = "four")]
+    pub convs: usize,
+    /// Normalisation inside the subnets: `"none"` or `{ group = G }` (GroupNorm with G groups).
+    #[serde(default)]
+    pub norm: HeadNormSpec,
+    /// Initial face probability of every anchor (RetinaNet: 0.01).
+    #[serde(default = "prior_prob")]
+    pub prior_prob: f32,
+}
+
+/// Normalisation in the head subnets.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeadNormSpec {
+    /// Plain conv + ReLU (RetinaNet).
+    #[default]
+    None,
+    /// GroupNorm with this many groups.
+    Group(usize),
+}
+
+/// `[model.anchors]`: on the level of stride s the anchor sizes are `base_factor · s · scale`
+/// for each scale, at each ratio (height / width). Strides come from the neck's levels, so
+/// they are never written twice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnchorSpec {
+    /// Anchor size at scale 1 in units of the level's stride (FAN: 2 → 16 px on P3).
+    pub base_factor: f32,
+    /// Scale multipliers per level (FAN: 2^(0/3), 2^(1/3), 2^(2/3)).
+    pub scales: Vec<f32>,
+    /// Aspect ratios, height / width (FAN: 1 and 1.5).
+    pub ratios: Vec<f32>,
+}
+
+/// `[model.assign]`: max-IoU assignment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignSpec {
+    /// IoU at or above which an anchor is positive.
+    pub positive_iou: f32,
+    /// IoU below which an anchor is negative; between the two it is ignored.
+    pub negative_iou: f32,
+    /// Make each face's best anchor positive (so small faces are never unmatched).
+    #[serde(default = "yes")]
+    pub force_best: bool,
+    /// The forced best anchor must still overlap this much.
+    #[serde(default = "force_best_min_iou")]
+    pub force_best_min_iou: f32,
+}
+
+/// `[model.coder]`: SSD-style centre/size coding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoderSpec {
+    /// Centre and size variances (SSD / RetinaFace: [0.1, 0.2]).
+    pub variances: [f32; 2],
+}
+
+impl Default for CoderSpec {
+    fn default() -> Self {
+        Self {
+            variances: [0.1, 0.2],
+        }
+    }
+}
+
+/// `[model.loss]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LossSpec {
+    /// Focal loss α (weight of positives).
+    #[serde(default = "focal_alpha")]
+    pub focal_alpha: f32,
+    /// Focal loss γ (focusing).
+    #[serde(default = "focal_gamma")]
+    pub focal_gamma: f32,
+    /// Box regression loss.
+    #[serde(default)]
+    pub box_loss: BoxLossSpec,
+    /// Weight of the box loss in the total.
+    #[serde(default = "one")]
+    pub box_weight: f32,
+}
+
+impl Default for LossSpec {
+    fn default() -> Self {
+        Self {
+            focal_alpha: focal_alpha(),
+            focal_gamma: focal_gamma(),
+            box_loss: BoxLossSpec::default(),
+            box_weight: 1.0,
+        }
+    }
+}
+
+/// The box regression loss: `{ smooth_l1 = { beta = 0.11 } }`, `"neg_log_iou"` or `"one_minus_iou"`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BoxLossSpec {
+    /// Smooth-L1 on the encoded deltas, with this β (Detectron: 1/9).
+    SmoothL1 {
+        /// Transition point between the quadratic and linear parts.
+        beta: f32,
+    },
+    /// −ln IoU of the decoded box (UnitBox, AInnoFace).
+    NegLogIou,
+    /// 1 − IoU of the decoded box.
+    OneMinusIou,
+}
+
+impl Default for BoxLossSpec {
+    fn default() -> Self {
+        Self::SmoothL1 { beta: 1.0 / 9.0 }
+    }
+}
+
+/// `[test]`: post-processing at inference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestSpec {
+    /// Detections scoring below this are dropped before NMS.
+    #[serde(default = "score_threshold")]
+    pub score_threshold: f32,
+    /// At most this many candidates per image enter NMS.
+    #[serde(default = "pre_nms_top_k")]
+    pub pre_nms_top_k: usize,
+    /// NMS IoU threshold.
+    #[serde(default = "nms_threshold")]
+    pub nms_threshold: f32,
+    /// At most this many detections per image are kept.
+    #[serde(default = "max_detections")]
+    pub max_detections: usize,
+    /// If set, images whose longer side exceeds this are shrunk to it before detection.
+    #[serde(default)]
+    pub max_size: Option<u32>,
+}
+
+impl Default for TestSpec {
+    fn default() -> Self {
+        Self {
+            score_threshold: score_threshold(),
+            pre_nms_top_k: pre_nms_top_k(),
+            nms_threshold: nms_threshold(),
+            max_detections: max_detections(),
+            max_size: None,
+        }
+    }
+}
+
+fn one() -> f32 {
+    1.0
+}
+fn three() -> u32 {
+    3
+}
+fn four() -> usize {
+    4
+}
+fn seven() -> u32 {
+    7
+}
+fn yes() -> bool {
+    true
+}
+fn prior_prob() -> f32 {
+    0.01
+}
+fn force_best_min_iou() -> f32 {
+    0.2
+}
+fn focal_alpha() -> f32 {
+    0.25
+}
+fn focal_gamma() -> f32 {
+    2.0
+}
+fn score_threshold() -> f32 {
+    0.05
+}
+fn pre_nms_top_k() -> usize {
+    5000
+}
+fn nms_threshold() -> f32 {
+    0.4
+}
+fn max_detections() -> usize {
+    750
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ModelError {
+    ModelError::InvalidConfig {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+fn check_positive(key: &str, value: f32) -> Result<(), ModelError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(invalid(key, format!("must be a finite number > 0, got {value}")))
+    }
+}
+
+fn check_unit(key: &str, value: f32) -> Result<(), ModelError> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(invalid(key, format!("must be in [0, 1], got {value}")))
+    }
+}
+
+impl DetectorSpec {
+    /// Checks every rule that serde cannot: value ranges and cross-field consistency.
+    /// The error names the TOML key (e.g. `model.neck.fpn.max_level`).
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let BackboneSpec::Resnet(resnet) = &self.backbone;
+        if ![18, 34, 50, 101, 152].contains(&resnet.depth) {
+            return Err(invalid(
+                "model.backbone.resnet.depth",
+                format!("must be 18, 34, 50, 101 or 152, got {}", resnet.depth),
+            ));
+        }
+        check_positive(
+            "model.backbone.resnet.width_multiplier",
+            resnet.width_multiplier,
+        )?;
+        let NeckSpec::Fpn(fpn) = &self.neck;
+        if fpn.channels == 0 {
+            return Err(invalid("model.neck.fpn.channels", "must be > 0"));
+        }
+        if !(2..=3).contains(&fpn.min_level) {
+            return Err(invalid(
+                "model.neck.fpn.min_level",
+                format!("must be 2 or 3, got {}", fpn.min_level),
+            ));
+        }
+        if !(5..=7).contains(&fpn.max_level) {
+            return Err(invalid(
+                "model.neck.fpn.max_level",
+                format!("must be 5, 6 or 7, got {}", fpn.max_level),
+            ));
+        }
+        if self.head.channels == 0 {
+            return Err(invalid("model.head.channels", "must be > 0"));
+        }
+        if let HeadNormSpec::Group(groups) = self.head.norm {
+            if groups == 0 || self.head.channels % groups != 0 {
+                return Err(invalid(
+                    "model.head.norm.group",
+                    format!(
+                        "must divide model.head.channels ({}), got {groups}",
+                        self.head.channels
+                    ),
+                ));
+            }
+        }
+        if !(self.head.prior_prob > 0.0 && self.head.prior_prob < 1.0) {
+            return Err(invalid("model.head.prior_prob", "must be in (0, 1)"));
+        }
+        check_positive("model.anchors.base_factor", self.anchors.base_factor)?;
+        if self.anchors.scales.is_empty() {
+            return Err(invalid("model.anchors.scales", "must not be empty"));
+        }
+        if self.anchors.ratios.is_empty() {
+            return Err(invalid("model.anchors.ratios", "must not be empty"));
+        }
+        for &s in &self.anchors.scales {
+            check_positive("model.anchors.scales", s)?;
+        }
+        for &r in &self.anchors.ratios {
+            check_positive("model.anchors.ratios", r)?;
+        }
+        check_unit("model.assign.positive_iou", self.assign.positive_iou)?;
+        check_unit("model.assign.negative_iou", self.assign.negative_iou)?;
+        check_unit(
+            "model.assign.force_best_min_iou",
+            self.assign.force_best_min_iou,
+        )?;
+        if self.assign.negative_iou > self.assign.positive_iou {
+            return Err(invalid(
+                "model.assign.negative_iou",
+                format!(
+                    "must not exceed model.assign.positive_iou ({}), got {}",
+                    self.assign.positive_iou, self.assign.negative_iou
+                ),
+            ));
+        }
+        check_positive("model.coder.variances", self.coder.variances[0])?;
+        check_positive("model.coder.variances", self.coder.variances[1])?;
+        check_unit("model.loss.focal_alpha", self.loss.focal_alpha)?;
+        if !(self.loss.focal_gamma >= 0.0 && self.loss.focal_gamma.is_finite()) {
+            return Err(invalid("model.loss.focal_gamma", "must be >= 0"));
+        }
+        if let BoxLossSpec::SmoothL1 { beta } = self.loss.box_loss {
+            if !(beta >= 0.0 && beta.is_finite()) {
+                return Err(invalid("model.loss.box_loss.smooth_l1.beta", "must be >= 0"));
+            }
+        }
+        if !(self.loss.box_weight >= 0.0 && self.loss.box_weight.is_finite()) {
+            return Err(invalid("model.loss.box_weight", "must be >= 0"));
+        }
+        Ok(())
+    }
+
+    /// Strides of the pyramid levels this spec produces, finest first (e.g. 8, 16, .., 128).
+    pub fn level_strides(&self) -> Vec<u32> {
+        let NeckSpec::Fpn(fpn) = &self.neck;
+        (fpn.min_level..=fpn.max_level).map(|l| 1u32 << l).collect()
+    }
+
+    /// Anchors per feature-map location: `scales × ratios`.
+    pub fn anchors_per_location(&self) -> usize {
+        self.anchors.scales.len() * self.anchors.ratios.len()
+    }
+}
+
+impl TestSpec {
+    /// Checks value ranges; the error names the `test.*` key.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        check_unit("test.score_threshold", self.score_threshold)?;
+        check_unit("test.nms_threshold", self.nms_threshold)?;
+        if self.pre_nms_top_k == 0 {
+            return Err(invalid("test.pre_nms_top_k", "must be > 0"));
+        }
+        if self.max_detections == 0 {
+            return Err(invalid("test.max_detections", "must be > 0"));
+        }
+        if self.max_size == Some(0) {
+            return Err(invalid("test.max_size", "must be > 0 when set"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const TINY: &str = r#"
+        [backbone.resnet]
+        depth = 18
+        width_multiplier = 0.125
+
+        [neck.fpn]
+        channels = 16
+        min_level = 3
+        max_level = 5
+
+        [head]
+        channels = 16
+        convs = 1
+        norm = { group = 4 }
+
+        [anchors]
+        base_factor = 2.0
+        scales = [1.0, 1.5]
+        ratios = [1.0]
+
+        [assign]
+        positive_iou = 0.5
+        negative_iou = 0.4
+    "#;
+
+    #[test]
+    fn parses_a_tiny_spec_with_defaults() {
+        let spec: DetectorSpec = toml::from_str(TINY).unwrap();
+        spec.validate().unwrap();
+        assert_eq!(spec.level_strides(), vec![8, 16, 32]);
+        assert_eq!(spec.anchors_per_location(), 2);
+        assert_eq!(spec.head.norm, HeadNormSpec::Group(4));
+        assert_eq!(spec.coder.variances, [0.1, 0.2]);
+        assert_eq!(spec.loss.box_loss, BoxLossSpec::SmoothL1 { beta: 1.0 / 9.0 });
+        assert!(spec.assign.force_best);
+    }
+
+    #[test]
+    fn unknown_keys_and_variants_are_rejected() {
+        let typo = TINY.replace("channels = 16\n        convs", "chanels = 16\n        convs");
+        let err = toml::from_str::<DetectorSpec>(&typo).unwrap_err().to_string();
+        assert!(err.contains("chanels"), "{err}");
+        let variant = TINY.replace("[neck.fpn]", "[neck.bifpn]");
+        let err = toml::from_str::<DetectorSpec>(&variant).unwrap_err().to_string();
+        assert!(err.contains("bifpn"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut spec: DetectorSpec = toml::from_str(TINY).unwrap();
+        spec.assign.negative_iou = 0.6;
+        let err = spec.validate().unwrap_err().to_string();
+        assert!(err.contains("model.assign.negative_iou"), "{err}");
+        let mut spec: DetectorSpec = toml::from_str(TINY).unwrap();
+        spec.head.norm = HeadNormSpec::Group(3);
+        let err = spec.validate().unwrap_err().to_string();
+        assert!(err.contains("model.head.norm.group"), "{err}");
+        let mut spec: DetectorSpec = toml::from_str(TINY).unwrap();
+        spec.backbone = BackboneSpec::Resnet(ResNetSpec {
+            depth: 20,
+            width_multiplier: 1.0,
+            frozen_bn: false,
+        });
+        assert!(spec
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("model.backbone.resnet.depth"));
+    }
+
+    #[test]
+    fn box_loss_variants_parse() {
+        #[derive(Deserialize)]
+        struct W {
+            b: BoxLossSpec,
+        }
+        let w: W = toml::from_str("b = \"neg_log_iou\"").unwrap();
+        assert_eq!(w.b, BoxLossSpec::NegLogIou);
+        let w: W = toml::from_str("b = { smooth_l1 = { beta = 0.5 } }").unwrap();
+        assert_eq!(w.b, BoxLossSpec::SmoothL1 { beta: 0.5 });
+    }
+}

@@ -1,0 +1,135 @@
+//! Turning ground-truth faces into per-anchor training targets.
+
+use visage_anchors::{AnchorMatch, MaxIouAssigner};
+use visage_boxes::{BoxCoder, BoxXyxy};
+
+/// The ground-truth faces of one image.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FaceTargets {
+    /// Face boxes, `[x1, y1, x2, y2]` in pixels of the network input.
+    pub boxes: Vec<BoxXyxy>,
+}
+
+/// Per-anchor targets of a batch of `B` images with `N` anchors each, flattened image-major
+/// (`b · N + n`, the order of the detector's flattened outputs).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DenseTargets {
+    /// Anchors per image, `N`.
+    pub anchors_per_image: usize,
+    /// `[B·N]`: 1 for a positive anchor, 0 otherwise.
+    pub labels: Vec<f32>,
+    /// `[B·N]`: 1 for anchors that count in the classification loss (positive or negative),
+    /// 0 for the ignored ones.
+    pub weights: Vec<f32>,
+    /// Flat index `b · N + n` of each positive anchor, in increasing order.
+    pub positive_index: Vec<usize>,
+    /// For each positive: the matched face encoded against its anchor (centre/size deltas).
+    pub box_deltas: Vec<[f32; 4]>,
+    /// For each positive: the matched face, xyxy pixels.
+    pub matched_boxes: Vec<BoxXyxy>,
+    /// For each positive: its anchor, xyxy pixels.
+    pub positive_anchors: Vec<BoxXyxy>,
+}
+
+impl DenseTargets {
+    /// Assigns every image's faces to the anchors (shared by all images of the batch) and
+    /// encodes the positives' boxes.
+    pub fn build(
+        anchors: &[BoxXyxy],
+        faces: &[FaceTargets],
+        assigner: &MaxIouAssigner,
+        coder: &BoxCoder,
+    ) -> Self {
+        let n = anchors.len();
+        let mut targets = DenseTargets {
+            anchors_per_image: n,
+            labels: vec![0.0; n * faces.len()],
+            weights: vec![0.0; n * faces.len()],
+            ..Default::default()
+        };
+        for (b, image) in faces.iter().enumerate() {
+            let assignment = assigner.assign(anchors, &image.boxes);
+            for (a, m) in assignment.matches.iter().enumerate() {
+                let flat = b * n + a;
+                match *m {
+                    AnchorMatch::Positive { face, .. } => {
+                        targets.labels[flat] = 1.0;
+                        targets.weights[flat] = 1.0;
+                        let face_box = image.boxes[face];
+                        targets.positive_index.push(flat);
+                        targets
+                            .box_deltas
+                            .push(coder.encode(&anchors[a], &face_box));
+                        targets.matched_boxes.push(face_box);
+                        targets.positive_anchors.push(anchors[a]);
+                    }
+                    AnchorMatch::Negative => targets.weights[flat] = 1.0,
+                    AnchorMatch::Ignored => {}
+                }
+            }
+        }
+        targets
+    }
+
+    /// Number of positive anchors over the batch.
+    pub fn num_positive(&self) -> usize {
+        self.positive_index.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assigner() -> MaxIouAssigner {
+        MaxIouAssigner {
+            positive_iou: 0.5,
+            negative_iou: 0.4,
+            force_best: true,
+            force_best_min_iou: 0.2,
+        }
+    }
+
+    #[test]
+    fn positives_negatives_and_ignored_are_flattened_image_major() {
+        // Three anchors; image 0 has a face on anchor 0 and a partial overlap with anchor 1;
+        // image 1 has no faces.
+        let anchors = [
+            [0.0, 0.0, 10.0, 10.0],
+            [5.0, 0.0, 15.0, 10.0],
+            [50.0, 50.0, 60.0, 60.0],
+        ];
+        let faces = [
+            FaceTargets {
+                boxes: vec![[0.0, 0.0, 10.0, 10.0]],
+            },
+            FaceTargets::default(),
+        ];
+        let coder = BoxCoder {
+            variances: [0.1, 0.2],
+        };
+        let t = DenseTargets::build(&anchors, &faces, &assigner(), &coder);
+        assert_eq!(t.anchors_per_image, 3);
+        // anchor 1 overlaps the face with IoU 50/150 = 1/3 < 0.4 -> negative.
+        assert_eq!(t.labels, vec![1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(t.weights, vec![1.0; 6]);
+        assert_eq!(t.positive_index, vec![0]);
+        assert_eq!(t.box_deltas, vec![[0.0; 4]]);
+        assert_eq!(t.num_positive(), 1);
+    }
+
+    #[test]
+    fn the_ignore_band_has_zero_weight() {
+        // Face overlapping anchor 1 with IoU 0.45 (between 0.4 and 0.5) and anchor 0 exactly.
+        let anchors = [[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 4.5]];
+        let faces = [FaceTargets {
+            boxes: vec![[0.0, 0.0, 10.0, 10.0]],
+        }];
+        let coder = BoxCoder {
+            variances: [0.1, 0.2],
+        };
+        let t = DenseTargets::build(&anchors, &faces, &assigner(), &coder);
+        assert_eq!(t.labels, vec![1.0, 0.0]);
+        assert_eq!(t.weights, vec![1.0, 0.0]);
+    }
+}
