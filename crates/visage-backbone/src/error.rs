@@ -1,0 +1,17 @@
+//! Errors of the backbone crate.
+
+/// Errors raised when a backbone configuration or a feature selection is invalid.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum BackboneError {
+    /// `width_multiplier` must be finite and strictly positive.
+    #[error("width_multiplier must be finite and > 0, got {0}")]
+    InvalidWidth(f32),
+    /// A requested stride is not among the available feature levels.
+    #[error("no feature level with stride {stride} (available strides: {available:?})")]
+    MissingStride {
+        /// The stride that was asked for.
+        stride: usize,
+        /// The strides that exist.
+        available: Vec<usize>,
+    },
+}
