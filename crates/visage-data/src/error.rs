@@ -1,0 +1,136 @@
+//! The error type of the data crate: every variant names the file, line or config field at fault.
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+/// Everything that can go wrong while reading, writing, generating or loading data.
+#[derive(Debug, Error)]
+pub enum DataError {
+    /// A file could not be opened, read, written or created.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A text annotation file is malformed at `path:line` (1-based).
+    #[error("{}:{line}: {message}", path.display())]
+    Parse {
+        /// The annotation file.
+        path: PathBuf,
+        /// 1-based line number of the offending line (one past the last line at end of file).
+        line: usize,
+        /// What was expected and what was found.
+        message: String,
+    },
+    /// An image could not be decoded or encoded.
+    #[error("{}: image error: {source}", path.display())]
+    Image {
+        /// The image file.
+        path: PathBuf,
+        /// The decoder / encoder error.
+        #[source]
+        source: image::ImageError,
+    },
+    /// Writing or reading the `.mat` ground truth failed.
+    #[error("{}: ground truth: {source}", path.display())]
+    GroundTruth {
+        /// The ground-truth directory.
+        path: PathBuf,
+        /// The evaluation crate's error.
+        #[source]
+        source: visage_eval::EvalError,
+    },
+    /// A configuration value is out of range.
+    #[error("invalid config `{field}`: {message}")]
+    Config {
+        /// The config field, as named in the struct.
+        field: &'static str,
+        /// Why the value was rejected.
+        message: String,
+    },
+    /// The loader's worker threads failed (pool not built, or a worker panicked).
+    #[error("loader workers: {0}")]
+    Worker(String),
+}
+
+impl DataError {
+    /// An I/O error on `path`.
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// A parse error at `path:line`.
+    pub(crate) fn parse(path: &Path, line: usize, message: impl Into<String>) -> Self {
+        Self::Parse {
+            path: path.to_path_buf(),
+            line,
+            message: message.into(),
+        }
+    }
+
+    /// An image decode / encode error on `path`.
+    pub(crate) fn image(path: &Path, source: image::ImageError) -> Self {
+        Self::Image {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// A rejected config value.
+    pub(crate) fn config(field: &'static str, message: impl Into<String>) -> Self {
+        Self::Config {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads a whole text file, mapping the error to [`DataError::Io`].
+pub(crate) fn read_text(path: &Path) -> Result<String, DataError> {
+    std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))
+}
+
+/// Writes a whole text file, creating parent directories.
+pub(crate) fn write_text(path: &Path, text: &str) -> Result<(), DataError> {
+    if let Some(parent) = path.parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
+        }
+    }
+    std::fs::write(path, text).map_err(|e| DataError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_error_names_file_and_line() {
+        let e = DataError::parse(Path::new("a/b.txt"), 7, "expected a count");
+        assert_eq!(e.to_string(), "a/b.txt:7: expected a count");
+    }
+
+    #[test]
+    fn missing_file_names_the_file() {
+        let e = read_text(Path::new("/nonexistent/visage/x.txt")).unwrap_err();
+        assert!(
+            e.to_string().starts_with("/nonexistent/visage/x.txt: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn write_text_creates_parents() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x/y/z.txt");
+        write_text(&p, "hi").unwrap();
+        assert_eq!(read_text(&p).unwrap(), "hi");
+    }
+}

@@ -1,0 +1,25 @@
+//! WIDER FACE readers, augmentation, the batch loader and the synthetic face set.
+//!
+//! Box formats: annotation files and [`FaceAnnotation::bbox`] are `[x, y, w, h]` pixels (WIDER's
+//! xywh); augmentation samples and loader targets are `[x1, y1, x2, y2]` pixels.
+
+pub mod augment;
+pub mod dataset;
+pub mod error;
+pub mod label_txt;
+pub mod loader;
+pub mod resize;
+pub mod synth;
+pub mod wider_txt;
+
+pub use augment::{horizontal_flip, random_square_crop, resize_square, to_chw, Sample};
+pub use dataset::{Dataset, SelectionPolicy, SelectionReport};
+pub use error::DataError;
+pub use label_txt::{read_label_txt, write_label_txt, LabelFace, LabelImage, Landmarks};
+pub use loader::{load_rgb, Batch, EpochIter, Loader, LoaderConfig, Target};
+pub use resize::resize_rgb;
+pub use synth::{generate, render, SynthConfig, SynthImage, SynthSplit, SynthSummary};
+pub use wider_txt::{
+    read_path_list, read_wider_txt, write_path_list, write_wider_txt, FaceAnnotation,
+    ImageAnnotation,
+};
