@@ -1,9 +1,10 @@
-//! Normalisation layers of the backbones: Burn's trainable [`BatchNorm`] or a
+//! Normalisation layers of the backbones: a trainable [`BatchNorm2d`] or a
 //! [`FrozenBatchNorm`] (statistics and affine fixed), behind one [`Norm`] module.
 
 use burn::module::{Module, Param};
-use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
+
+use crate::batch_norm::{per_channel_affine, BatchNorm2d, BatchNorm2dConfig};
 
 /// Configuration of a [`FrozenBatchNorm`].
 #[derive(Config, Debug)]
@@ -60,7 +61,6 @@ impl<B: Backend> FrozenBatchNorm<B> {
     /// - `input`: `[batch, channels, height, width]`
     /// - output: `[batch, channels, height, width]`
     pub fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
-        let c = input.dims()[1];
         let scale = self.weight.val().detach()
             / self
                 .running_var
@@ -69,7 +69,7 @@ impl<B: Backend> FrozenBatchNorm<B> {
                 .add_scalar(self.epsilon)
                 .sqrt();
         let shift = self.bias.val().detach() - self.running_mean.val().detach() * scale.clone();
-        input * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
+        per_channel_affine(input, scale, shift)
     }
 }
 
@@ -80,8 +80,8 @@ impl<B: Backend> FrozenBatchNorm<B> {
 /// enum-variant skipping, so `bn1.running_mean` addresses either variant.
 #[derive(Module, Debug)]
 pub enum Norm<B: Backend> {
-    /// Burn's batch norm (parameters `gamma`, `beta`, `running_mean`, `running_var`).
-    Batch(BatchNorm<B>),
+    /// Trainable batch norm (parameters `gamma`, `beta`, `running_mean`, `running_var`).
+    Batch(BatchNorm2d<B>),
     /// Frozen batch norm (parameters `weight`, `bias`, `running_mean`, `running_var`).
     Frozen(FrozenBatchNorm<B>),
 }
@@ -93,7 +93,7 @@ impl<B: Backend> Norm<B> {
         if frozen {
             Norm::Frozen(FrozenBatchNormConfig::new(channels).init(device))
         } else {
-            Norm::Batch(BatchNormConfig::new(channels).init(device))
+            Norm::Batch(BatchNorm2dConfig::new(channels).init(device))
         }
     }
 

@@ -113,7 +113,11 @@ impl DetectorPolicy {
 
 impl<B: Backend> Detector<B> {
     /// Builds a freshly initialised detector from a validated spec.
-    pub fn new(spec: &DetectorSpec, test: &TestSpec, device: &B::Device) -> Result<Self, ModelError> {
+    pub fn new(
+        spec: &DetectorSpec,
+        test: &TestSpec,
+        device: &B::Device,
+    ) -> Result<Self, ModelError> {
         let policy = DetectorPolicy::from_spec(spec, test)?;
         let BackboneSpec::Resnet(resnet) = &spec.backbone;
         let backbone_config = ResNetConfig::new(resnet_depth(resnet.depth)?)
@@ -167,11 +171,7 @@ impl<B: Backend> Detector<B> {
             .select(&self.policy.neck_input_strides)
             .expect("the backbone returns every stride the neck needs");
         let pyramid = self.neck.forward(inputs);
-        let feature_sizes = pyramid
-            .sizes()
-            .into_iter()
-            .map(|[h, w]| (h, w))
-            .collect();
+        let feature_sizes = pyramid.sizes().into_iter().map(|[h, w]| (h, w)).collect();
         let out = self.head.forward(&pyramid);
         RawOutputs {
             cls_logits: flatten_levels(out.cls, 1),

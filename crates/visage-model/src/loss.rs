@@ -128,7 +128,8 @@ impl<B: Backend> Detector<B> {
             outputs.box_deltas.clone().sum() * 0.0
         } else {
             let index: Vec<i32> = targets.positive_index.iter().map(|&i| i as i32).collect();
-            let index = Tensor::<B, 1, Int>::from_data(TensorData::new(index, [num_positive]), &device);
+            let index =
+                Tensor::<B, 1, Int>::from_data(TensorData::new(index, [num_positive]), &device);
             let predicted = outputs
                 .box_deltas
                 .clone()
@@ -259,7 +260,9 @@ mod tests {
         let det = Detector::<Flex>::new(&spec("\"one_minus_iou\""), &TestSpec::default(), &device)
             .unwrap();
         let images = Tensor::<Flex, 4>::zeros([1, 3, 32, 32], &device);
-        let parts = det.loss(&det.forward(images), &[FaceTargets::default()]).unwrap();
+        let parts = det
+            .loss(&det.forward(images), &[FaceTargets::default()])
+            .unwrap();
         let v = parts.values().unwrap();
         assert_eq!(v.num_positive, 0);
         assert_eq!(v.box_regression, 0.0);

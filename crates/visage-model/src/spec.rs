@@ -295,7 +295,10 @@ fn check_positive(key: &str, value: f32) -> Result<(), ModelError> {
     if value.is_finite() && value > 0.0 {
         Ok(())
     } else {
-        Err(invalid(key, format!("must be a finite number > 0, got {value}")))
+        Err(invalid(
+            key,
+            format!("must be a finite number > 0, got {value}"),
+        ))
     }
 }
 
@@ -342,7 +345,7 @@ impl DetectorSpec {
             return Err(invalid("model.head.channels", "must be > 0"));
         }
         if let HeadNormSpec::Group(groups) = self.head.norm {
-            if groups == 0 || self.head.channels % groups != 0 {
+            if groups == 0 || !self.head.channels.is_multiple_of(groups) {
                 return Err(invalid(
                     "model.head.norm.group",
                     format!(
@@ -391,7 +394,10 @@ impl DetectorSpec {
         }
         if let BoxLossSpec::SmoothL1 { beta } = self.loss.box_loss {
             if !(beta >= 0.0 && beta.is_finite()) {
-                return Err(invalid("model.loss.box_loss.smooth_l1.beta", "must be >= 0"));
+                return Err(invalid(
+                    "model.loss.box_loss.smooth_l1.beta",
+                    "must be >= 0",
+                ));
             }
         }
         if !(self.loss.box_weight >= 0.0 && self.loss.box_weight.is_finite()) {
@@ -467,17 +473,27 @@ mod tests {
         assert_eq!(spec.anchors_per_location(), 2);
         assert_eq!(spec.head.norm, HeadNormSpec::Group(4));
         assert_eq!(spec.coder.variances, [0.1, 0.2]);
-        assert_eq!(spec.loss.box_loss, BoxLossSpec::SmoothL1 { beta: 1.0 / 9.0 });
+        assert_eq!(
+            spec.loss.box_loss,
+            BoxLossSpec::SmoothL1 { beta: 1.0 / 9.0 }
+        );
         assert!(spec.assign.force_best);
     }
 
     #[test]
     fn unknown_keys_and_variants_are_rejected() {
-        let typo = TINY.replace("channels = 16\n        convs", "chanels = 16\n        convs");
-        let err = toml::from_str::<DetectorSpec>(&typo).unwrap_err().to_string();
+        let typo = TINY.replace(
+            "channels = 16\n        convs",
+            "chanels = 16\n        convs",
+        );
+        let err = toml::from_str::<DetectorSpec>(&typo)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("chanels"), "{err}");
         let variant = TINY.replace("[neck.fpn]", "[neck.bifpn]");
-        let err = toml::from_str::<DetectorSpec>(&variant).unwrap_err().to_string();
+        let err = toml::from_str::<DetectorSpec>(&variant)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("bifpn"), "{err}");
     }
 

@@ -1,0 +1,337 @@
+//! The experiment config: one self-contained TOML file (`configs/*.toml`) holding the data,
+//! model, training and test settings. Unknown keys are errors; value errors name the key.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use visage_model::{DetectorSpec, TestSpec};
+
+use crate::error::TrainError;
+
+/// A whole experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Name of the experiment (used in logs).
+    pub name: String,
+    /// Where checkpoints, metrics and the resolved config go.
+    pub run_dir: PathBuf,
+    /// `[data]`.
+    pub data: DataSpec,
+    /// `[model]`.
+    pub model: DetectorSpec,
+    /// `[train]`.
+    pub train: TrainSpec,
+    /// `[test]`.
+    #[serde(default)]
+    pub test: TestSpec,
+}
+
+/// `[data]`: where the WIDER-layout data set lives and how training batches are made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    /// Root of a WIDER FACE layout (`WIDER_train/`, `WIDER_val/`, `wider_face_split/`,
+    /// `eval_tools/ground_truth/`).
+    pub root: PathBuf,
+    /// If set and `root` has no data, `visage train` generates the synthetic set there first.
+    #[serde(default)]
+    pub synth: Option<SynthSpec>,
+    /// Drop faces marked `invalid` in the annotations.
+    #[serde(default = "yes")]
+    pub drop_invalid: bool,
+    /// Side of the square training input, pixels.
+    pub input_size: u32,
+    /// Random square crop side, as a fraction of the image's short edge (FAN: [0.3, 1]).
+    #[serde(default = "crop_scale")]
+    pub crop_scale: [f32; 2],
+    /// Probability of a horizontal flip.
+    #[serde(default = "half")]
+    pub flip_prob: f32,
+    /// Faces smaller than this (pixels, after resizing) are dropped from the targets.
+    #[serde(default = "min_face_px")]
+    pub min_face_px: f32,
+    /// Per-channel mean subtracted from RGB pixel values in 0..255.
+    #[serde(default = "imagenet_mean")]
+    pub mean: [f32; 3],
+    /// Per-channel divisor applied after the mean.
+    #[serde(default = "imagenet_std")]
+    pub std: [f32; 3],
+    /// Decoding / augmentation threads.
+    #[serde(default = "two")]
+    pub threads: usize,
+}
+
+/// `[data.synth]`: the synthetic WIDER FACE set generated when `data.root` is empty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SynthSpec {
+    /// Generator seed.
+    #[serde(default)]
+    pub seed: u64,
+    /// Training images.
+    pub train_images: usize,
+    /// Validation images.
+    pub val_images: usize,
+}
+
+/// The optimiser: `"sgd"` (momentum, no dampening, L2 weight decay — the papers' recipe) or
+/// `"adamw"` (decoupled weight decay; β = 0.9 / 0.999, ε = 1e-8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// SGD with momentum.
+    #[default]
+    Sgd,
+    /// AdamW.
+    Adamw,
+}
+
+/// `[train]`: optimiser, schedule, checkpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSpec {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Which optimiser.
+    #[serde(default)]
+    pub optimizer: OptimizerKind,
+    /// Images per batch.
+    pub batch_size: usize,
+    /// Base learning rate (after warm-up, before decay).
+    pub lr: f64,
+    /// SGD momentum (no dampening, as PyTorch's SGD); unused by AdamW.
+    #[serde(default = "momentum")]
+    pub momentum: f64,
+    /// Weight decay (L2 for SGD, decoupled for AdamW).
+    #[serde(default = "weight_decay")]
+    pub weight_decay: f32,
+    /// Linear warm-up length in iterations.
+    #[serde(default)]
+    pub warmup_iters: usize,
+    /// Learning-rate factor at the first warm-up iteration.
+    #[serde(default = "warmup_factor")]
+    pub warmup_factor: f64,
+    /// Epochs at which the learning rate is multiplied by `lr_gamma`.
+    #[serde(default)]
+    pub lr_steps: Vec<usize>,
+    /// Step decay factor.
+    #[serde(default = "lr_gamma")]
+    pub lr_gamma: f64,
+    /// Clip the gradient norm of each parameter tensor to this value, if set.
+    #[serde(default)]
+    pub grad_clip_norm: Option<f32>,
+    /// Seed of the data order and augmentations.
+    #[serde(default)]
+    pub seed: u64,
+    /// Write a metrics line every this many iterations.
+    #[serde(default = "log_every")]
+    pub log_every: usize,
+    /// Evaluate on the val split every this many epochs (0: never); the best checkpoint is the
+    /// one with the highest mean of Easy, Medium and Hard AP (else the last one).
+    #[serde(default)]
+    pub eval_every: usize,
+    /// Keep this many per-epoch checkpoints besides `last` and `best` (0: keep all).
+    #[serde(default = "keep_checkpoints")]
+    pub keep_checkpoints: usize,
+}
+
+fn yes() -> bool {
+    true
+}
+fn half() -> f32 {
+    0.5
+}
+fn two() -> usize {
+    2
+}
+fn crop_scale() -> [f32; 2] {
+    [0.3, 1.0]
+}
+fn min_face_px() -> f32 {
+    2.0
+}
+fn imagenet_mean() -> [f32; 3] {
+    [123.675, 116.28, 103.53]
+}
+fn imagenet_std() -> [f32; 3] {
+    [58.395, 57.12, 57.375]
+}
+fn momentum() -> f64 {
+    0.9
+}
+fn weight_decay() -> f32 {
+    1e-4
+}
+fn warmup_factor() -> f64 {
+    0.001
+}
+fn lr_gamma() -> f64 {
+    0.1
+}
+fn log_every() -> usize {
+    10
+}
+fn keep_checkpoints() -> usize {
+    3
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> TrainError {
+    TrainError::InvalidConfig {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+impl ExperimentConfig {
+    /// Reads, parses and validates a config file. Errors name the file and the key (with its
+    /// line for parse errors).
+    pub fn load(path: &Path) -> Result<Self, TrainError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let config: Self = toml::from_str(&text).map_err(|e| TrainError::ConfigParse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        config.validate().map_err(|e| match e {
+            TrainError::InvalidConfig { key, message } => TrainError::InvalidConfig {
+                key,
+                message: format!("{message} (in {})", path.display()),
+            },
+            other => other,
+        })?;
+        Ok(config)
+    }
+
+    /// Serialises the fully resolved config (defaults filled in) as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("the config is always representable in TOML")
+    }
+
+    /// Checks value ranges and cross-field rules.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        self.model.validate()?;
+        self.test.validate()?;
+        let d = &self.data;
+        if d.input_size < 32 {
+            return Err(invalid("data.input_size", "must be at least 32"));
+        }
+        let [lo, hi] = d.crop_scale;
+        if !(lo > 0.0 && lo <= hi && hi <= 1.0) {
+            return Err(invalid(
+                "data.crop_scale",
+                format!("must satisfy 0 < a <= b <= 1, got [{lo}, {hi}]"),
+            ));
+        }
+        if !(0.0..=1.0).contains(&d.flip_prob) {
+            return Err(invalid("data.flip_prob", "must be in [0, 1]"));
+        }
+        if d.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(invalid("data.std", "every entry must be > 0"));
+        }
+        if d.threads == 0 {
+            return Err(invalid("data.threads", "must be at least 1"));
+        }
+        if let Some(s) = &d.synth {
+            if s.train_images == 0 || s.val_images == 0 {
+                return Err(invalid(
+                    "data.synth",
+                    "train_images and val_images must be > 0",
+                ));
+            }
+        }
+        let t = &self.train;
+        if t.epochs == 0 {
+            return Err(invalid("train.epochs", "must be > 0"));
+        }
+        if t.batch_size == 0 {
+            return Err(invalid("train.batch_size", "must be > 0"));
+        }
+        if !(t.lr.is_finite() && t.lr > 0.0) {
+            return Err(invalid("train.lr", "must be > 0"));
+        }
+        if !(0.0..1.0).contains(&t.momentum) {
+            return Err(invalid("train.momentum", "must be in [0, 1)"));
+        }
+        if !(t.weight_decay >= 0.0 && t.weight_decay.is_finite()) {
+            return Err(invalid("train.weight_decay", "must be >= 0"));
+        }
+        if !(t.warmup_factor > 0.0 && t.warmup_factor <= 1.0) {
+            return Err(invalid("train.warmup_factor", "must be in (0, 1]"));
+        }
+        if !(t.lr_gamma > 0.0 && t.lr_gamma <= 1.0) {
+            return Err(invalid("train.lr_gamma", "must be in (0, 1]"));
+        }
+        if t.lr_steps.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(invalid("train.lr_steps", "must be strictly increasing"));
+        }
+        if let Some(c) = t.grad_clip_norm {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(invalid("train.grad_clip_norm", "must be > 0 when set"));
+            }
+        }
+        if t.log_every == 0 {
+            return Err(invalid("train.log_every", "must be > 0"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quickstart_path() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/quickstart.toml")
+    }
+
+    #[test]
+    fn the_quickstart_config_loads_and_round_trips() {
+        let config = ExperimentConfig::load(&quickstart_path()).unwrap();
+        let again: ExperimentConfig = toml::from_str(&config.to_toml()).unwrap();
+        assert_eq!(config, again);
+    }
+
+    #[test]
+    fn every_shipped_config_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                ExperimentConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 1);
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_file_and_line() {
+        let text = std::fs::read_to_string(quickstart_path())
+            .unwrap()
+            .replace("[train]\n", "[train]\nlearning_rate = 0.1\n");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let err = ExperimentConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("bad.toml"), "{err}");
+        assert!(err.contains("learning_rate"), "{err}");
+        assert!(err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_value_names_the_key() {
+        let text = std::fs::read_to_string(quickstart_path()).unwrap();
+        let mut config: ExperimentConfig = toml::from_str(&text).unwrap();
+        config.data.crop_scale = [0.8, 0.5];
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("data.crop_scale"), "{err}");
+        let mut config: ExperimentConfig = toml::from_str(&text).unwrap();
+        config.train.lr_steps = vec![5, 3];
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("train.lr_steps"), "{err}");
+    }
+}

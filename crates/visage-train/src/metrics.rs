@@ -1,0 +1,115 @@
+//! The metrics log: one JSON object per line, appended and flushed as training goes, so a
+//! crashed run keeps everything it logged.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{io, TrainError};
+
+/// Appends JSON lines to `metrics.jsonl`.
+#[derive(Debug)]
+pub struct MetricsLog {
+    path: PathBuf,
+    file: File,
+}
+
+impl MetricsLog {
+    /// Opens (creating or appending to) the log.
+    pub fn open(path: &Path) -> Result<Self, TrainError> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io(path))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    /// Writes one record as a line and flushes it.
+    pub fn append<T: Serialize>(&mut self, record: &T) -> Result<(), TrainError> {
+        let mut line = serde_json::to_string(record).expect("metrics serialise");
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|_| self.file.flush())
+            .map_err(io(&self.path))
+    }
+}
+
+/// A training-step record.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    /// `"train"`.
+    pub kind: &'static str,
+    /// 0-based epoch.
+    pub epoch: usize,
+    /// Global iteration (1-based: iterations done).
+    pub iteration: usize,
+    /// Learning rate used for this step.
+    pub lr: f64,
+    /// Total loss.
+    pub loss: f32,
+    /// Classification (focal) part.
+    pub loss_cls: f32,
+    /// Box part (before its weight).
+    pub loss_box: f32,
+    /// Positive anchors in the batch.
+    pub positives: usize,
+    /// Training throughput over the logging window.
+    pub images_per_s: f64,
+    /// Seconds since the run (or the resume) started.
+    pub elapsed_s: f64,
+}
+
+/// A validation record.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalRecord {
+    /// `"val"`.
+    pub kind: &'static str,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// WIDER Easy AP.
+    pub easy: f64,
+    /// WIDER Medium AP.
+    pub medium: f64,
+    /// WIDER Hard AP.
+    pub hard: f64,
+    /// Seconds the validation took.
+    pub seconds: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appends_one_json_object_per_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.jsonl");
+        for epoch in 0..2 {
+            let mut log = MetricsLog::open(&path).unwrap();
+            log.append(&EvalRecord {
+                kind: "val",
+                epoch,
+                easy: 0.5,
+                medium: 0.25,
+                hard: 0.125,
+                seconds: 1.0,
+            })
+            .unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1]["epoch"], 1);
+        assert_eq!(lines[0]["hard"], 0.125);
+    }
+}

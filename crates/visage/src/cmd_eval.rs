@@ -1,0 +1,151 @@
+//! `visage eval`: the official WIDER FACE Easy / Medium / Hard AP, either of a trained
+//! detector over a split, or of an existing submission folder.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use burn::tensor::backend::AutodiffBackend;
+use clap::{Args, ValueEnum};
+use visage_eval::{evaluate, read_submission, EvalReport, GroundTruth};
+use visage_train::checkpoint::{load_detector, resolve_checkpoint};
+use visage_train::validate::{detect_and_write_split, evaluate_split, Split};
+
+use crate::backend::{dispatch, BackendTask, DeviceArg};
+
+/// Which split `--split` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SplitArg {
+    /// Detect, write the submission and score it.
+    Val,
+    /// Detect and write the submission only (the test ground truth is not public).
+    Test,
+}
+
+/// Arguments of `visage eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Run the detector of --weights over this split of the config's data root.
+    #[arg(long, requires = "weights", conflicts_with_all = ["predictions", "gt"])]
+    split: Option<SplitArg>,
+    /// A checkpoint directory, or a run directory (its best, else last checkpoint).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Use this WIDER FACE root instead of the checkpoint config's data.root.
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    /// Where to write the submission (default: <checkpoint>/../eval-<split>/predictions).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Score an existing submission folder (<dir>/<event>/<image>.txt).
+    #[arg(long, requires = "gt")]
+    predictions: Option<PathBuf>,
+    /// Folder with wider_face_val.mat and wider_{easy,medium,hard}_val.mat.
+    #[arg(long, requires = "predictions")]
+    gt: Option<PathBuf>,
+    /// Also write the report as JSON: {"easy": .., "medium": .., "hard": ..}.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Compute device: cpu, wgpu, cuda, cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceArg,
+}
+
+fn print_report(report: &EvalReport, json: Option<&PathBuf>) -> Result<()> {
+    println!("{report}");
+    if let Some(path) = json {
+        std::fs::write(path, report.to_json())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+struct SplitTask {
+    args: EvalArgs,
+    split: Split,
+}
+
+impl BackendTask for SplitTask {
+    type Output = ();
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
+        let args = self.args;
+        let weights = args
+            .weights
+            .as_ref()
+            .expect("clap requires --weights with --split");
+        let checkpoint = resolve_checkpoint(weights)?;
+        let (model, mut config) = load_detector::<B::InnerBackend>(&checkpoint, &device)
+            .with_context(|| format!("loading weights from {}", weights.display()))?;
+        if let Some(root) = &args.data_root {
+            config.data.root = root.clone();
+        }
+        let out = args.out.clone().unwrap_or_else(|| {
+            checkpoint
+                .parent()
+                .unwrap_or(&checkpoint)
+                .join(format!("eval-{}", self.split.name()))
+                .join("predictions")
+        });
+        let progress = std::io::stderr().is_terminal();
+        let start = Instant::now();
+        if self.split == Split::Test {
+            let n =
+                detect_and_write_split(&model, &config.data, self.split, &out, progress, &device)?;
+            println!(
+                "wrote the test submission for {n} images to {} in {:.0} s",
+                out.display(),
+                start.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+        let report = evaluate_split(
+            &model,
+            &config.data,
+            self.split,
+            Some(&out),
+            progress,
+            &device,
+        )?;
+        println!(
+            "{} split of {}: detections written to {} ({:.0} s)",
+            self.split.name(),
+            config.data.root.display(),
+            out.display(),
+            start.elapsed().as_secs_f64()
+        );
+        print_report(&report, args.json.as_ref())
+    }
+}
+
+/// Runs `visage eval`.
+pub fn run(args: EvalArgs) -> Result<()> {
+    if let (Some(pred_dir), Some(gt_dir)) = (&args.predictions, &args.gt) {
+        let gt = GroundTruth::read_dir(gt_dir)
+            .with_context(|| format!("reading the ground truth in {}", gt_dir.display()))?;
+        let submission = read_submission(pred_dir, &gt)
+            .with_context(|| format!("reading the submission in {}", pred_dir.display()))?;
+        for (event, image) in submission.missing.iter().take(10) {
+            eprintln!("warning: no prediction file {event}/{image}.txt (counted as no detections)");
+        }
+        if submission.missing.len() > 10 {
+            eprintln!(
+                "warning: ... and {} more images without a prediction file",
+                submission.missing.len() - 10
+            );
+        }
+        for event in &submission.unknown_events {
+            eprintln!("warning: {event}/ is not an event of the ground truth (ignored)");
+        }
+        let report = evaluate(&gt, &submission.predictions);
+        return print_report(&report, args.json.as_ref());
+    }
+    let split = match args.split {
+        Some(SplitArg::Val) => Split::Val,
+        Some(SplitArg::Test) => Split::Test,
+        None => bail!("give either --split with --weights, or --predictions with --gt"),
+    };
+    let device = args.device;
+    dispatch(device, SplitTask { args, split })
+}

@@ -1,0 +1,84 @@
+//! `visage train`: train a detector from a config file.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use burn::tensor::backend::AutodiffBackend;
+use clap::Args;
+use visage_train::{train, ExperimentConfig, TrainOptions};
+
+use crate::backend::{dispatch, BackendTask, DeviceArg};
+
+/// Arguments of `visage train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The experiment config (TOML), e.g. configs/quickstart.toml.
+    #[arg(long)]
+    config: PathBuf,
+    /// Continue the run in the config's run_dir from its `last` checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Start over even if the run directory holds an earlier run (deletes its checkpoints).
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
+    /// Write the run somewhere other than the config's run_dir.
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+    /// Build the model, load one batch, run one step, and stop (no checkpoint).
+    #[arg(long)]
+    dry_run: bool,
+    /// Stop after this many iterations.
+    #[arg(long)]
+    max_iterations: Option<usize>,
+    /// Compute device: cpu, wgpu, cuda, cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceArg,
+}
+
+struct TrainTask {
+    config: ExperimentConfig,
+    options: TrainOptions,
+}
+
+impl BackendTask for TrainTask {
+    type Output = ();
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
+        let summary = train::<B>(&self.config, &self.options, &device)?;
+        if let Some(loss) = summary.last_loss {
+            println!(
+                "trained {} epochs ({} iterations) in {:.0} s, {:.1} images/s; last loss {:.4} (cls {:.4}, box {:.4})",
+                summary.epochs_done,
+                summary.iterations,
+                summary.seconds,
+                summary.images_per_second,
+                loss.total,
+                loss.classification,
+                loss.box_regression
+            );
+        }
+        println!("run directory: {}", summary.run_dir.display());
+        Ok(())
+    }
+}
+
+/// Runs `visage train`.
+pub fn run(args: TrainArgs) -> Result<()> {
+    let mut config = ExperimentConfig::load(&args.config)
+        .with_context(|| format!("loading {}", args.config.display()))?;
+    if let Some(dir) = args.run_dir {
+        config.run_dir = dir;
+    }
+    let options = TrainOptions {
+        resume: args.resume,
+        overwrite: args.overwrite,
+        progress: std::io::stderr().is_terminal(),
+        max_iterations: if args.dry_run {
+            Some(1)
+        } else {
+            args.max_iterations
+        },
+    };
+    dispatch(args.device, TrainTask { config, options })
+}

@@ -1,0 +1,58 @@
+//! `visage`: train, run and evaluate face detectors.
+//!
+//! ```text
+//! visage synth  --out data/synth
+//! visage train  --config configs/quickstart.toml
+//! visage detect photo.jpg photos/ --weights runs/quickstart/best --json out.json --draw drawn/
+//! visage eval   --split val --weights runs/quickstart/best
+//! visage eval   --predictions pred/ --gt eval_tools/ground_truth/ [--json report.json]
+//! ```
+
+mod backend;
+mod cmd_detect;
+mod cmd_eval;
+mod cmd_synth;
+mod cmd_train;
+mod draw;
+mod images;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Face detection in Rust: FAN, SRN / AInnoFace, DF²S², RetinaFace on Burn.
+#[derive(Debug, Parser)]
+#[command(name = "visage", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate the synthetic WIDER FACE set (real layout, .txt and .mat annotations).
+    Synth(cmd_synth::SynthArgs),
+    /// Train a detector from a config file.
+    Train(cmd_train::TrainArgs),
+    /// Detect faces in images and directories of images.
+    Detect(cmd_detect::DetectArgs),
+    /// Score a detector (or an existing submission) with the official WIDER FACE protocol.
+    Eval(cmd_eval::EvalArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Synth(args) => cmd_synth::run(args),
+        Command::Train(args) => cmd_train::run(args),
+        Command::Detect(args) => cmd_detect::run(args),
+        Command::Eval(args) => cmd_eval::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
