@@ -140,6 +140,8 @@ pub fn train<B: AutodiffBackend>(
     }
     let schedule = LrSchedule::new(spec, iters_per_epoch);
 
+    // Seed the backend so weight initialisation (like the data order) follows `train.seed`.
+    B::seed(device, spec.seed);
     let model = Detector::<B>::new(&config.model, &config.test, device)?;
     let clipping = spec
         .grad_clip_norm
