@@ -57,11 +57,11 @@ pub fn prepare_image(
 /// ORIGINAL image.
 pub fn detect_prepared<B: Backend>(
     model: &Detector<B>,
-    image: &PreparedImage,
+    image: PreparedImage,
     device: &B::Device,
 ) -> Vec<Detection> {
     let input = Tensor::<B, 4>::from_data(
-        TensorData::new(image.pixels.clone(), [1, 3, image.height, image.width]),
+        TensorData::new(image.pixels, [1, 3, image.height, image.width]),
         device,
     );
     let outputs = model.forward(input);

@@ -52,20 +52,18 @@ pub struct TrainSummary {
     pub images_per_second: f64,
 }
 
+/// Moves a loader batch into the network input and per-image face targets (no copy).
 fn batch_to_tensors<B: Backend>(
-    batch: &Batch,
+    batch: Batch,
     device: &B::Device,
 ) -> (Tensor<B, 4>, Vec<FaceTargets>) {
     let n = batch.targets.len();
     let s = batch.size;
-    let images =
-        Tensor::<B, 4>::from_data(TensorData::new(batch.images.clone(), [n, 3, s, s]), device);
+    let images = Tensor::<B, 4>::from_data(TensorData::new(batch.images, [n, 3, s, s]), device);
     let faces = batch
         .targets
-        .iter()
-        .map(|t| FaceTargets {
-            boxes: t.boxes.clone(),
-        })
+        .into_iter()
+        .map(|t| FaceTargets { boxes: t.boxes })
         .collect();
     (images, faces)
 }
@@ -246,7 +244,7 @@ impl Run<'_> {
             for batch in loader.epoch(epoch) {
                 let batch = batch?;
                 let lr = schedule.lr(state.iteration);
-                let (images, faces) = batch_to_tensors::<B>(&batch, device);
+                let (images, faces) = batch_to_tensors::<B>(batch, device);
                 let outputs = model.forward(images);
                 let parts = model.loss(&outputs, &faces)?;
                 let values = parts.values().map_err(|e| TrainError::NonFiniteLoss {

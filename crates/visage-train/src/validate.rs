@@ -153,7 +153,7 @@ fn detect_split<B: Backend>(
     for (event, name, relative) in images {
         let image = load_rgb(&dir.join(&relative))?;
         let prepared = prepare_image(&image, data.mean, data.std, max_size);
-        let detections: Vec<visage_eval::Detection> = detect_prepared(model, &prepared, device)
+        let detections: Vec<visage_eval::Detection> = detect_prepared(model, prepared, device)
             .into_iter()
             .map(|d| {
                 let [x1, y1, x2, y2] = d.bbox;

@@ -149,7 +149,7 @@ impl BackendTask for DetectTask {
                     continue;
                 }
             };
-            let detections = detect_prepared(&model, &prepared, &device);
+            let detections = detect_prepared(&model, prepared, &device);
             if let Some(dir) = &args.draw {
                 let out = drawn_path(dir, &decoded.path, outputs.len());
                 let mut copy = image.clone();
