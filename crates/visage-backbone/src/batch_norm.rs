@@ -6,8 +6,9 @@
 //! all samples in a profile, more than the convolutions). This module computes the same
 //! function on `[B, C, H·W]` views with per-`(b, c)` row scalars, which Flex vectorises.
 //!
-//! Parameters and their names are Burn's (`gamma`, `beta`, `running_mean`, `running_var`), so
-//! records are interchangeable. Unlike Burn (and like PyTorch) the running variance is updated
+//! Parameter names are PyTorch's (`weight`, `bias`, `running_mean`, `running_var`), like
+//! [`FrozenBatchNorm`](crate::FrozenBatchNorm), so a checkpoint addresses either norm the same
+//! way and the backbones' parameter paths equal torchvision's. Unlike Burn (and like PyTorch) the running variance is updated
 //! with the unbiased batch variance.
 
 use burn::module::{Module, Param, RunningState};
@@ -31,9 +32,9 @@ pub struct BatchNorm2dConfig {
 #[derive(Module, Debug)]
 pub struct BatchNorm2d<B: Backend> {
     /// Scale, `[C]`.
-    pub gamma: Param<Tensor<B, 1>>,
+    pub weight: Param<Tensor<B, 1>>,
     /// Shift, `[C]`.
-    pub beta: Param<Tensor<B, 1>>,
+    pub bias: Param<Tensor<B, 1>>,
     /// Running mean, `[C]`.
     pub running_mean: RunningState<Tensor<B, 1>>,
     /// Running (unbiased) variance, `[C]`.
@@ -45,12 +46,12 @@ pub struct BatchNorm2d<B: Backend> {
 }
 
 impl BatchNorm2dConfig {
-    /// PyTorch's initialisation: gamma 1, beta 0, mean 0, variance 1.
+    /// PyTorch's initialisation: weight 1, bias 0, mean 0, variance 1.
     pub fn init<B: Backend>(&self, device: &B::Device) -> BatchNorm2d<B> {
         let c = self.num_features;
         BatchNorm2d {
-            gamma: Param::from_tensor(Tensor::ones([c], device)),
-            beta: Param::from_tensor(Tensor::zeros([c], device)),
+            weight: Param::from_tensor(Tensor::ones([c], device)),
+            bias: Param::from_tensor(Tensor::zeros([c], device)),
             running_mean: RunningState::new(Tensor::zeros([c], device)),
             running_var: RunningState::new(Tensor::ones([c], device)),
             momentum: self.momentum,
@@ -82,8 +83,9 @@ impl<B: Backend> BatchNorm2d<B> {
         if B::ad_enabled(&input.device()) {
             self.forward_train(input)
         } else {
-            let scale = self.gamma.val() / self.running_var.value().add_scalar(self.epsilon).sqrt();
-            let shift = self.beta.val() - self.running_mean.value() * scale.clone();
+            let scale =
+                self.weight.val() / self.running_var.value().add_scalar(self.epsilon).sqrt();
+            let shift = self.bias.val() - self.running_mean.value() * scale.clone();
             per_channel_affine(input, scale, shift)
         }
     }
@@ -101,9 +103,9 @@ impl<B: Backend> BatchNorm2d<B> {
             .sum_dim(0)
             .div_scalar(n); // biased, [1, C, 1]
         let scale =
-            self.gamma.val().reshape([1, c, 1]) / var.clone().add_scalar(self.epsilon).sqrt();
+            self.weight.val().reshape([1, c, 1]) / var.clone().add_scalar(self.epsilon).sqrt();
         let y =
-            centered * scale.repeat_dim(0, b) + self.beta.val().reshape([1, c, 1]).repeat_dim(0, b);
+            centered * scale.repeat_dim(0, b) + self.bias.val().reshape([1, c, 1]).repeat_dim(0, b);
 
         let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
         let m = self.momentum;
@@ -150,7 +152,7 @@ mod tests {
                 &x.grad(&g_theirs).unwrap().into_data(),
                 Tolerance::absolute(1e-4),
             );
-        ours.gamma
+        ours.weight
             .grad(&g_ours)
             .unwrap()
             .into_data()
@@ -191,7 +193,7 @@ mod tests {
             .init::<Flex>(&device);
         bn.running_mean = RunningState::new(Tensor::from_floats([1.0, -1.0], &device));
         bn.running_var = RunningState::new(Tensor::from_floats([4.0, 1.0], &device));
-        bn.gamma = Param::from_tensor(Tensor::from_floats([2.0, 1.0], &device));
+        bn.weight = Param::from_tensor(Tensor::from_floats([2.0, 1.0], &device));
         let x = Tensor::<Flex, 4>::from_floats([[[[3.0, 5.0]], [[0.0, 1.0]]]], &device);
         let y: Vec<f32> = bn.forward(x).into_data().to_vec().unwrap();
         // (3-1)/2*2 = 2, (5-1)/2*2 = 4; 0+1 = 1, 1+1 = 2.

@@ -6,6 +6,9 @@ pub enum BackboneError {
     /// `width_multiplier` must be finite and strictly positive.
     #[error("width_multiplier must be finite and > 0, got {0}")]
     InvalidWidth(f32),
+    /// `frozen_stages` counts stages of a four-stage network.
+    #[error("frozen_stages must be between 0 and 4, got {0}")]
+    InvalidFrozenStages(usize),
     /// A requested stride is not among the available feature levels.
     #[error("no feature level with stride {stride} (available strides: {available:?})")]
     MissingStride {

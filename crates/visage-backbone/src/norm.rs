@@ -24,9 +24,9 @@ pub struct FrozenBatchNormConfig {
 /// an optimiser never changes them. The field names are torchvision's.
 #[derive(Module, Debug)]
 pub struct FrozenBatchNorm<B: Backend> {
-    /// Scale (torchvision `weight`, Burn `gamma`), `[channels]`.
+    /// Scale, `[channels]`.
     pub weight: Param<Tensor<B, 1>>,
-    /// Shift (torchvision `bias`, Burn `beta`), `[channels]`.
+    /// Shift, `[channels]`.
     pub bias: Param<Tensor<B, 1>>,
     /// Fixed mean, `[channels]`.
     pub running_mean: Param<Tensor<B, 1>>,
@@ -80,7 +80,7 @@ impl<B: Backend> FrozenBatchNorm<B> {
 /// enum-variant skipping, so `bn1.running_mean` addresses either variant.
 #[derive(Module, Debug)]
 pub enum Norm<B: Backend> {
-    /// Trainable batch norm (parameters `gamma`, `beta`, `running_mean`, `running_var`).
+    /// Trainable batch norm (parameters `weight`, `bias`, `running_mean`, `running_var`).
     Batch(BatchNorm2d<B>),
     /// Frozen batch norm (parameters `weight`, `bias`, `running_mean`, `running_var`).
     Frozen(FrozenBatchNorm<B>),
@@ -168,6 +168,6 @@ mod tests {
         let Norm::Batch(bn) = &norm else {
             panic!("expected a batch norm")
         };
-        assert!(bn.gamma.grad(&grads).is_some());
+        assert!(bn.weight.grad(&grads).is_some());
     }
 }

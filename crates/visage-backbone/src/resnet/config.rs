@@ -62,6 +62,14 @@ pub struct ResNetConfig {
     /// gradient) instead of trainable batch norm, as detectors fine-tuning ImageNet weights do.
     #[config(default = false)]
     pub frozen_bn: bool,
+    /// Freeze the stem (`conv1`, `bn1`): no gradients, batch norm frozen.
+    #[config(default = false)]
+    pub freeze_stem: bool,
+    /// Freeze the first N of the four stages (`layer1..layerN`), 0 to 4: their convolutions
+    /// get no gradients and their batch norms are frozen. Detectors fine-tuning ImageNet
+    /// weights typically freeze the stem and `layer1` (`freeze_stem = true`, `frozen_stages = 1`).
+    #[config(default = 0)]
+    pub frozen_stages: usize,
 }
 
 impl ResNetConfig {
@@ -70,6 +78,9 @@ impl ResNetConfig {
         let w = self.width_multiplier;
         if !(w.is_finite() && w > 0.0) {
             return Err(BackboneError::InvalidWidth(w));
+        }
+        if self.frozen_stages > 4 {
+            return Err(BackboneError::InvalidFrozenStages(self.frozen_stages));
         }
         Ok(())
     }
@@ -150,5 +161,7 @@ mod tests {
             assert!(c.validate().is_err(), "width {w} accepted");
         }
         assert!(ResNetConfig::new(ResNetDepth::D18).validate().is_ok());
+        let c = ResNetConfig::new(ResNetDepth::D18).with_frozen_stages(5);
+        assert_eq!(c.validate(), Err(BackboneError::InvalidFrozenStages(5)));
     }
 }

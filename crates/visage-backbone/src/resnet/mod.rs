@@ -1,21 +1,23 @@
 //! ResNet-18/34/50/101/152 in torchvision's exact structure and parameter names.
 //!
 //! Parameter paths are torchvision's (`conv1.weight`, `bn1.running_mean`,
-//! `layer3.5.conv2.weight`, ...) with three differences a checkpoint loader remaps:
-//! `downsample.0`/`downsample.1` are `downsample.conv`/`downsample.bn`; a trainable norm's
-//! `weight`/`bias` are Burn's `gamma`/`beta` (a [`FrozenBatchNorm`](crate::FrozenBatchNorm)
-//! keeps `weight`/`bias`); the enum variants (`Batch`/`Frozen`, `Basic`/`Bottleneck`) are
-//! skipped by burn-store's enum-variant skipping. There is no `fc`: the network ends at C5.
+//! `layer3.5.conv2.weight`, ...) with one difference that the weight import
+//! ([`crate::weights`]) maps: `downsample.0`/`downsample.1` are `downsample.conv`/`downsample.bn`.
+//! Both norms (trainable and frozen) use torchvision's `weight`/`bias`; the enum variants
+//! (`Batch`/`Frozen`, `Basic`/`Bottleneck`) are not part of a path. There is no `fc`: the
+//! network ends at C5.
 
 mod basic_block;
 mod bottleneck;
 mod config;
 mod downsample;
+mod torch_keys;
 
 pub use basic_block::BasicBlock;
 pub use bottleneck::Bottleneck;
 pub use config::{ResNetConfig, ResNetDepth};
 pub use downsample::Downsample;
+pub use torch_keys::TORCHVISION_RESNET;
 
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -92,6 +94,8 @@ impl ResNetConfig {
         let mut stages: Vec<Vec<ResidualBlock<B>>> = Vec::with_capacity(4);
         for (stage, (&p, &n)) in planes.iter().zip(blocks.iter()).enumerate() {
             let first_stride = if stage == 0 { 1 } else { 2 };
+            let frozen_stage = stage < self.frozen_stages;
+            let frozen_bn = self.frozen_bn || frozen_stage;
             let layer = (0..n)
                 .map(|i| {
                     let stride = if i == 0 { first_stride } else { 1 };
@@ -100,7 +104,7 @@ impl ResNetConfig {
                             in_channels,
                             p,
                             stride,
-                            self.frozen_bn,
+                            frozen_bn,
                             device,
                         ))
                     } else {
@@ -108,21 +112,30 @@ impl ResNetConfig {
                             in_channels,
                             p,
                             stride,
-                            self.frozen_bn,
+                            frozen_bn,
                             device,
                         ))
                     };
                     in_channels = p * self.depth.expansion();
-                    block
+                    if frozen_stage {
+                        block.no_grad()
+                    } else {
+                        block
+                    }
                 })
                 .collect();
             stages.push(layer);
         }
         let mut stages = stages.into_iter();
         let mut next = || stages.next().expect("four stages were built");
+        let conv1 = conv_no_bias(3, stem, 7, 2, device);
         ResNet {
-            conv1: conv_no_bias(3, stem, 7, 2, device),
-            bn1: Norm::new(stem, self.frozen_bn, device),
+            conv1: if self.freeze_stem {
+                conv1.no_grad()
+            } else {
+                conv1
+            },
+            bn1: Norm::new(stem, self.frozen_bn || self.freeze_stem, device),
             maxpool: MaxPool2dConfig::new([3, 3])
                 .with_strides([2, 2])
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
@@ -214,6 +227,48 @@ mod tests {
         for depth in DEPTHS {
             check_shapes(depth, 65, 47, [[17, 12], [9, 6], [5, 3], [3, 2]]);
         }
+    }
+
+    #[test]
+    fn frozen_stem_and_stages_get_no_gradients_and_frozen_norms() {
+        let device = Default::default();
+        let net = ResNetConfig::new(ResNetDepth::D50)
+            .with_width_multiplier(0.0625)
+            .with_freeze_stem(true)
+            .with_frozen_stages(2)
+            .init::<Autodiff<B>>(&device);
+        assert!(!net.conv1.weight.is_require_grad());
+        assert!(matches!(net.bn1, Norm::Frozen(_)));
+        let first_conv = |block: &ResidualBlock<Autodiff<B>>| match block {
+            ResidualBlock::Bottleneck(b) => (
+                b.conv1.weight.is_require_grad(),
+                matches!(b.bn1, Norm::Frozen(_)),
+            ),
+            ResidualBlock::Basic(b) => (
+                b.conv1.weight.is_require_grad(),
+                matches!(b.bn1, Norm::Frozen(_)),
+            ),
+        };
+        for block in net.layer1.iter().chain(&net.layer2) {
+            assert_eq!(first_conv(block), (false, true));
+        }
+        for block in net.layer3.iter().chain(&net.layer4) {
+            assert_eq!(first_conv(block), (true, false));
+        }
+        // Gradients reach only the trainable stages.
+        let x = Tensor::<Autodiff<B>, 4>::ones([1, 3, 32, 32], &device);
+        let grads = net
+            .forward(x)
+            .into_tensors()
+            .pop()
+            .unwrap()
+            .sum()
+            .backward();
+        let ResidualBlock::Bottleneck(l3) = &net.layer3[0] else {
+            unreachable!()
+        };
+        assert!(l3.conv1.weight.grad(&grads).is_some());
+        assert!(net.conv1.weight.grad(&grads).is_none());
     }
 
     #[test]
@@ -323,11 +378,7 @@ mod tests {
                 paths: Vec::new(),
             };
             net.visit(&mut collector);
-            let (scale, shift) = if frozen {
-                ("weight", "bias")
-            } else {
-                ("gamma", "beta")
-            };
+            let (scale, shift) = ("weight", "bias");
             for expected in [
                 "conv1.weight".to_string(),
                 format!("bn1.{scale}"),
