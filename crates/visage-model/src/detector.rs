@@ -1,10 +1,10 @@
-//! The detector module: ResNet backbone + FPN + RetinaNet class/box subnets, carrying its
+//! The detector module: backbone (ResNet or MobileNet) + FPN + RetinaNet class/box subnets, carrying its
 //! weight-free policy (anchors, assignment, box coding, loss and test settings) so that
 //! `forward`, `loss` and `postprocess` need nothing else.
 
 use burn::prelude::*;
 use visage_anchors::{AnchorGenerator, Anchors, LevelSpec, MaxIouAssigner};
-use visage_backbone::{ResNet, ResNetConfig, ResNetDepth};
+use visage_backbone::{Backbone, BackboneConfig, MobileNetV1Config, ResNetConfig, ResNetDepth};
 use visage_boxes::BoxCoder;
 use visage_heads::{flatten_levels, HeadNorm, RetinaHead, RetinaHeadConfig};
 use visage_neck::{ExtraSource, Fpn, FpnConfig};
@@ -29,8 +29,8 @@ pub(crate) struct DetectorPolicy {
 /// A single-class (face) RetinaNet-style detector.
 #[derive(Module, Debug)]
 pub struct Detector<B: Backend> {
-    /// ResNet returning C2..C5.
-    pub backbone: ResNet<B>,
+    /// ResNet (C2..C5) or MobileNet (strides 8..32).
+    pub backbone: Backbone<B>,
     /// FPN producing P_min..P_max.
     pub neck: Fpn<B>,
     /// Class and box subnets shared across levels.
@@ -65,6 +65,24 @@ fn resnet_depth(depth: u32) -> Result<ResNetDepth, ModelError> {
                 message: format!("must be 18, 34, 50, 101 or 152, got {other}"),
             })
         }
+    })
+}
+
+/// The backbone's Burn config from its spec.
+fn backbone_config(spec: &BackboneSpec) -> Result<BackboneConfig, ModelError> {
+    Ok(match spec {
+        BackboneSpec::Resnet(r) => BackboneConfig::ResNet(
+            ResNetConfig::new(resnet_depth(r.depth)?)
+                .with_width_multiplier(r.width_multiplier)
+                .with_frozen_bn(r.frozen_bn)
+                .with_freeze_stem(r.freeze_stem)
+                .with_frozen_stages(r.frozen_stages),
+        ),
+        BackboneSpec::Mobilenet(m) => BackboneConfig::MobileNet(
+            MobileNetV1Config::new()
+                .with_width_multiplier(m.width_multiplier)
+                .with_frozen_bn(m.frozen_bn),
+        ),
     })
 }
 
@@ -119,16 +137,22 @@ impl<B: Backend> Detector<B> {
         device: &B::Device,
     ) -> Result<Self, ModelError> {
         let policy = DetectorPolicy::from_spec(spec, test)?;
-        let BackboneSpec::Resnet(resnet) = &spec.backbone;
-        let backbone_config = ResNetConfig::new(resnet_depth(resnet.depth)?)
-            .with_width_multiplier(resnet.width_multiplier)
-            .with_frozen_bn(resnet.frozen_bn);
-        let c_channels = backbone_config.out_channels();
+        let backbone_config = backbone_config(&spec.backbone)?;
         let backbone = backbone_config.init(device);
+        let in_channels = policy
+            .neck_input_strides
+            .iter()
+            .map(|stride| {
+                let level = backbone_config.strides().iter().position(|s| s == stride);
+                level.map(|i| backbone_config.out_channels()[i])
+            })
+            .collect::<Option<Vec<usize>>>()
+            .ok_or_else(|| ModelError::InvalidConfig {
+                key: "model.neck.fpn.min_level".into(),
+                message: "the backbone lacks a level the neck needs".into(),
+            })?;
 
         let NeckSpec::Fpn(fpn) = &spec.neck;
-        let first = (fpn.min_level - 2) as usize;
-        let in_channels = c_channels[first..].to_vec();
         let neck = FpnConfig::new(in_channels, fpn.channels)
             .with_extra_levels((fpn.max_level - 5) as usize)
             .with_extra_source(match fpn.extra_source {
@@ -157,6 +181,22 @@ impl<B: Backend> Detector<B> {
             head,
             policy,
         })
+    }
+
+    /// Loads the backbone's initial weights from `model.backbone.<kind>.weights`, if the spec
+    /// names a file (a new run's initialisation; checkpoints hold every weight and do not
+    /// need it). Returns the file that was loaded.
+    ///
+    /// # Errors
+    /// [`ModelError::Weights`] naming the file and every missing / unexpected / mis-shaped key.
+    pub fn load_initial_backbone_weights(
+        mut self,
+    ) -> Result<(Self, Option<std::path::PathBuf>), ModelError> {
+        let Some(path) = self.policy.spec.backbone.weights().map(|p| p.to_path_buf()) else {
+            return Ok((self, None));
+        };
+        self.backbone = self.backbone.load_file(&path)?;
+        Ok((self, Some(path)))
     }
 
     /// Runs the network.
@@ -252,5 +292,47 @@ mod tests {
         assert_eq!(out.cls_logits.dims(), [2, n, 1]);
         assert_eq!(out.box_deltas.dims(), [2, n, 4]);
         assert_eq!(det.anchors(&out).boxes.len(), n);
+    }
+
+    fn mobilenet_spec(min_level: u32) -> DetectorSpec {
+        let mut spec = tiny_spec();
+        spec.backbone = BackboneSpec::Mobilenet(crate::spec::MobileNetSpec {
+            width_multiplier: 0.25,
+            frozen_bn: false,
+            weights: None,
+        });
+        let NeckSpec::Fpn(fpn) = &mut spec.neck;
+        fpn.min_level = min_level;
+        spec
+    }
+
+    #[test]
+    fn mobilenet_backbone_feeds_the_fpn_from_stride_8() {
+        let device = Default::default();
+        let spec = mobilenet_spec(3);
+        let det = Detector::<Flex>::new(&spec, &TestSpec::default(), &device).unwrap();
+        let out = det.forward(Tensor::<Flex, 4>::zeros([1, 3, 64, 96], &device));
+        assert_eq!(out.feature_sizes, vec![(8, 12), (4, 6), (2, 3), (1, 2)]);
+        // MobileNet has no stride-4 level: an FPN from P2 is refused, naming the key.
+        let err = mobilenet_spec(2).validate().unwrap_err().to_string();
+        assert!(
+            err.contains("model.neck.fpn.min_level") && err.contains("stride-4"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn initial_weights_file_errors_name_the_file() {
+        let device = Default::default();
+        let mut spec = tiny_spec();
+        if let BackboneSpec::Resnet(r) = &mut spec.backbone {
+            r.weights = Some("no/such/resnet18.pth".into());
+        }
+        let det = Detector::<Flex>::new(&spec, &TestSpec::default(), &device).unwrap();
+        let err = det.load_initial_backbone_weights().unwrap_err().to_string();
+        assert!(err.contains("no/such/resnet18.pth"), "{err}");
+        // Without a file nothing is read.
+        let det = Detector::<Flex>::new(&tiny_spec(), &TestSpec::default(), &device).unwrap();
+        assert!(det.load_initial_backbone_weights().unwrap().1.is_none());
     }
 }

@@ -16,6 +16,9 @@ pub enum ModelError {
     /// The input batch does not fit the detector (wrong shape, mismatched targets).
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// Backbone weights could not be loaded (the message names the file and the keys).
+    #[error("backbone weights: {0}")]
+    Weights(#[from] visage_backbone::weights::WeightsError),
     /// The loss became NaN or infinite.
     #[error("non-finite loss: {0}")]
     NonFiniteLoss(String),

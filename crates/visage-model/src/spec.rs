@@ -3,6 +3,8 @@
 //! checks the cross-field rules and names the offending key. Burn configs are built from them
 //! in [`crate::detector`], never parsed from user files directly.
 
+use std::path::{Path, PathBuf};
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
@@ -33,8 +35,10 @@ pub struct DetectorSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum BackboneSpec {
-    /// torchvision-layout ResNet returning C2..C5.
+    /// torchvision-layout ResNet returning C2..C5 (strides 4..32).
     Resnet(ResNetSpec),
+    /// Pytorch_Retinaface's MobileNetV1 returning strides 8, 16, 32.
+    Mobilenet(MobileNetSpec),
 }
 
 /// `[model.backbone.resnet]`.
@@ -49,6 +53,53 @@ pub struct ResNetSpec {
     /// BatchNorm statistics and affine parameters fixed (as when fine-tuning from ImageNet).
     #[serde(default)]
     pub frozen_bn: bool,
+    /// Freeze the stem (`conv1`, `bn1`): no gradients, batch norm frozen.
+    #[serde(default)]
+    pub freeze_stem: bool,
+    /// Freeze `layer1..layerN` (0..=4): no gradients, batch norms frozen.
+    #[serde(default)]
+    pub frozen_stages: usize,
+    /// Initial weights for a new run: a torchvision `.pth` state dict (e.g.
+    /// `resnet50-0676ba61.pth`; `fc.*` ignored, a `module.` prefix removed) or a safetensors
+    /// file from `visage import`. Relative paths are relative to the working directory.
+    /// Not read when resuming or loading a checkpoint (which holds all weights).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<PathBuf>,
+}
+
+/// `[model.backbone.mobilenet]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MobileNetSpec {
+    /// Scales MobileNetV1-1.0's channels; Pytorch_Retinaface's network is 0.25.
+    #[serde(default = "quarter")]
+    pub width_multiplier: f32,
+    /// BatchNorm statistics and affine parameters fixed.
+    #[serde(default)]
+    pub frozen_bn: bool,
+    /// Initial weights for a new run: Pytorch_Retinaface's `mobilenetV1X0.25_pretrain.tar`
+    /// (its `state_dict` and `module.` prefix are unwrapped) or a safetensors file from
+    /// `visage import`. Relative paths are relative to the working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<PathBuf>,
+}
+
+impl BackboneSpec {
+    /// The initial-weights file, if any.
+    pub fn weights(&self) -> Option<&Path> {
+        match self {
+            BackboneSpec::Resnet(r) => r.weights.as_deref(),
+            BackboneSpec::Mobilenet(m) => m.weights.as_deref(),
+        }
+    }
+
+    /// Strides of the levels the backbone returns, finest first.
+    pub fn strides(&self) -> Vec<usize> {
+        match self {
+            BackboneSpec::Resnet(_) => vec![4, 8, 16, 32],
+            BackboneSpec::Mobilenet(_) => vec![8, 16, 32],
+        }
+    }
 }
 
 /// `[model.neck.<kind>]`.
@@ -244,6 +295,10 @@ impl Default for TestSpec {
     }
 }
 
+fn quarter() -> f32 {
+    0.25
+}
+
 fn one() -> f32 {
     1.0
 }
@@ -314,17 +369,30 @@ impl DetectorSpec {
     /// Checks every rule that serde cannot: value ranges and cross-field consistency.
     /// The error names the TOML key (e.g. `model.neck.fpn.max_level`).
     pub fn validate(&self) -> Result<(), ModelError> {
-        let BackboneSpec::Resnet(resnet) = &self.backbone;
-        if ![18, 34, 50, 101, 152].contains(&resnet.depth) {
-            return Err(invalid(
-                "model.backbone.resnet.depth",
-                format!("must be 18, 34, 50, 101 or 152, got {}", resnet.depth),
-            ));
+        match &self.backbone {
+            BackboneSpec::Resnet(resnet) => {
+                if ![18, 34, 50, 101, 152].contains(&resnet.depth) {
+                    return Err(invalid(
+                        "model.backbone.resnet.depth",
+                        format!("must be 18, 34, 50, 101 or 152, got {}", resnet.depth),
+                    ));
+                }
+                check_positive(
+                    "model.backbone.resnet.width_multiplier",
+                    resnet.width_multiplier,
+                )?;
+                if resnet.frozen_stages > 4 {
+                    return Err(invalid(
+                        "model.backbone.resnet.frozen_stages",
+                        format!("must be 0..=4, got {}", resnet.frozen_stages),
+                    ));
+                }
+            }
+            BackboneSpec::Mobilenet(mobilenet) => check_positive(
+                "model.backbone.mobilenet.width_multiplier",
+                mobilenet.width_multiplier,
+            )?,
         }
-        check_positive(
-            "model.backbone.resnet.width_multiplier",
-            resnet.width_multiplier,
-        )?;
         let NeckSpec::Fpn(fpn) = &self.neck;
         if fpn.channels == 0 {
             return Err(invalid("model.neck.fpn.channels", "must be > 0"));
@@ -333,6 +401,16 @@ impl DetectorSpec {
             return Err(invalid(
                 "model.neck.fpn.min_level",
                 format!("must be 2 or 3, got {}", fpn.min_level),
+            ));
+        }
+        let finest = 1usize << fpn.min_level;
+        if !self.backbone.strides().contains(&finest) {
+            return Err(invalid(
+                "model.neck.fpn.min_level",
+                format!(
+                    "the backbone has no stride-{finest} level (its strides: {:?})",
+                    self.backbone.strides()
+                ),
             ));
         }
         if !(5..=7).contains(&fpn.max_level) {
@@ -512,6 +590,9 @@ mod tests {
             depth: 20,
             width_multiplier: 1.0,
             frozen_bn: false,
+            freeze_stem: false,
+            frozen_stages: 0,
+            weights: None,
         });
         assert!(spec
             .validate()

@@ -2,26 +2,31 @@
 //! state and the resolved config, so that `--weights DIR` alone rebuilds the detector.
 //!
 //! ```text
-//! runs/<name>/epoch-0003/{model.mpk, optimizer.mpk, state.json, config.toml}
+//! runs/<name>/epoch-0003/{model.safetensors, optimizer.mpk, state.json, config.toml}
 //! runs/<name>/last/   the latest epoch (same files)
 //! runs/<name>/best/   the best validated epoch, or the latest when validation is off
 //! ```
 //! Every directory is written under a temporary name and renamed into place, so a crash never
 //! leaves a half-written checkpoint where a reader looks.
+//!
+//! The model is a safetensors file keyed by parameter path (`backbone.layer1.0.conv1.weight`,
+//! `neck.lateral.0.weight`, ...; enum variants are not part of a key), readable by any
+//! safetensors tool; the optimiser state is Burn's named MessagePack record.
 
 use std::path::{Path, PathBuf};
 
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use burn::optim::Optimizer;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn_store::{ModuleSnapshot, SafetensorsStore};
 use serde::{Deserialize, Serialize};
 use visage_model::Detector;
 
 use crate::config::ExperimentConfig;
 use crate::error::{io, TrainError};
 
-const MODEL: &str = "model";
+const MODEL: &str = "model.safetensors";
 const OPTIMIZER: &str = "optimizer";
 const STATE: &str = "state.json";
 const CONFIG: &str = "config.toml";
@@ -41,6 +46,35 @@ pub struct TrainState {
 
 fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
     NamedMpkFileRecorder::new()
+}
+
+/// The store for a model file: enum variants (norm kind, block kind, backbone kind) are not
+/// part of the keys, so the file reads back into any config with the same tensors.
+fn model_store(path: &Path) -> SafetensorsStore {
+    SafetensorsStore::from_file(path)
+        .skip_enum_variants(true)
+        .overwrite(true)
+}
+
+fn save_model<B: Backend>(model: &Detector<B>, path: &Path) -> Result<(), TrainError> {
+    model
+        .save_into(&mut model_store(path))
+        .map_err(|e| checkpoint_error(path, e))
+}
+
+/// Loads `dir/model.safetensors` into `model`: every tensor, or an error naming the file.
+fn load_model<B: Backend>(mut model: Detector<B>, dir: &Path) -> Result<Detector<B>, TrainError> {
+    let path = dir.join(MODEL);
+    if !path.is_file() {
+        return Err(checkpoint_error(
+            &path,
+            "missing (checkpoints written before model.safetensors are not readable)",
+        ));
+    }
+    model
+        .load_from(&mut model_store(&path))
+        .map_err(|e| checkpoint_error(&path, e))?;
+    Ok(model)
 }
 
 fn checkpoint_error(path: &Path, message: impl std::fmt::Display) -> TrainError {
@@ -67,10 +101,7 @@ where
         std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
     }
     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-    model
-        .clone()
-        .save_file(tmp.join(MODEL), &recorder())
-        .map_err(|e| checkpoint_error(&tmp, e))?;
+    save_model(model, &tmp.join(MODEL))?;
     Recorder::<B>::record(&recorder(), optimizer.to_record(), tmp.join(OPTIMIZER))
         .map_err(|e| checkpoint_error(&tmp, e))?;
     let state_json = serde_json::to_string_pretty(state).expect("state serialises");
@@ -136,7 +167,7 @@ pub fn resolve_checkpoint(path: &Path) -> Result<PathBuf, TrainError> {
         .ok_or_else(|| {
             checkpoint_error(
                 path,
-                "not a checkpoint (expected config.toml, state.json and model.mpk) nor a run \
+                "not a checkpoint (expected config.toml, state.json and model.safetensors) nor a run \
                  directory with `best/` or `last/`",
             )
         })
@@ -159,9 +190,10 @@ pub fn load_detector<B: Backend>(
 ) -> Result<(Detector<B>, ExperimentConfig), TrainError> {
     let dir = resolve_checkpoint(weights)?;
     let (config, _) = read_checkpoint_meta(&dir)?;
-    let model = Detector::<B>::new(&config.model, &config.test, device)?
-        .load_file(dir.join(MODEL), &recorder(), device)
-        .map_err(|e| checkpoint_error(&dir, e))?;
+    let model = load_model(
+        Detector::<B>::new(&config.model, &config.test, device)?,
+        &dir,
+    )?;
     Ok((model, config))
 }
 
@@ -178,9 +210,7 @@ where
     Detector<B>: AutodiffModule<B>,
 {
     let (_, state) = read_checkpoint_meta(dir)?;
-    let model = model
-        .load_file(dir.join(MODEL), &recorder(), device)
-        .map_err(|e| checkpoint_error(dir, e))?;
+    let model = load_model(model, dir)?;
     let record = Recorder::<B>::load(&recorder(), dir.join(OPTIMIZER), device)
         .map_err(|e| checkpoint_error(dir, e))?;
     Ok((model, optimizer.load_record(record), state))

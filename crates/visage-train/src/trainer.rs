@@ -140,7 +140,15 @@ pub fn train<B: AutodiffBackend>(
 
     // Seed the backend so weight initialisation (like the data order) follows `train.seed`.
     B::seed(device, spec.seed);
-    let model = Detector::<B>::new(&config.model, &config.test, device)?;
+    let mut model = Detector::<B>::new(&config.model, &config.test, device)?;
+    if !options.resume {
+        // A resumed run's checkpoint holds every weight; a new run may start from ImageNet.
+        let (loaded, file) = model.load_initial_backbone_weights()?;
+        model = loaded;
+        if let Some(file) = file {
+            eprintln!("backbone initialised from {}", file.display());
+        }
+    }
     let clipping = spec
         .grad_clip_norm
         .map(burn::grad_clipping::GradientClippingConfig::Norm);

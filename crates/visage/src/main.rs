@@ -6,11 +6,13 @@
 //! visage detect photo.jpg photos/ --weights runs/quickstart/best --json out.json --draw drawn/
 //! visage eval   --split val --weights runs/quickstart/best
 //! visage eval   --predictions pred/ --gt eval_tools/ground_truth/ [--json report.json]
+//! visage import resnet50-0676ba61.pth --arch resnet50 --out resnet50.safetensors
 //! ```
 
 mod backend;
 mod cmd_detect;
 mod cmd_eval;
+mod cmd_import;
 mod cmd_synth;
 mod cmd_train;
 mod draw;
@@ -38,6 +40,8 @@ enum Command {
     Detect(cmd_detect::DetectArgs),
     /// Score a detector (or an existing submission) with the official WIDER FACE protocol.
     Eval(cmd_eval::EvalArgs),
+    /// Convert a PyTorch backbone checkpoint (.pth) to a verified safetensors file.
+    Import(cmd_import::ImportArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
         Command::Train(args) => cmd_train::run(args),
         Command::Detect(args) => cmd_detect::run(args),
         Command::Eval(args) => cmd_eval::run(args),
+        Command::Import(args) => cmd_import::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

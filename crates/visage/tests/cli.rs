@@ -109,7 +109,10 @@ fn synth_train_resume_detect_eval_round_trip() {
     ));
     let run = root.join("runs/tiny");
     for name in ["best", "last", "epoch-0002"] {
-        assert!(run.join(name).join("model.mpk").is_file(), "{name} missing");
+        assert!(
+            run.join(name).join("model.safetensors").is_file(),
+            "{name} missing"
+        );
     }
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().filter(|l| l.contains("\"val\"")).count(), 2);
