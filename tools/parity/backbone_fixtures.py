@@ -23,6 +23,11 @@ Fixtures (crates/visage-backbone/tests/fixtures/):
       torchvision's key names and shapes scaled, float16, a `module.` prefix, an fc head and
       num_batches_tracked, filled by the formula (tests the file path, half precision, the
       prefix and the ignored keys)
+  resnet50_w1-64_checkpoint.tar  a training checkpoint in torch's legacy (non-zip) format:
+      {"epoch", "arch", "state_dict": {module.* float32}, "best_prec1"}; ResNet-50 at 1/64
+      width without fc
+  with_optimizer_state.pth  {"state_dict": {1 tensor}, "optimizer": {"state": {0: ...}}}: a
+      dict with integer keys, which burn-store 0.21's pickle reader rejects (tests the error)
 """
 import argparse
 import math
@@ -159,7 +164,7 @@ def reference(model, levels_fn, x, names):
     return tensors
 
 
-def scaled_resnet50_state_dict(width: float) -> "OrderedDict[str, torch.Tensor]":
+def scaled_resnet50_state_dict(width: float, dtype=torch.float16) -> "OrderedDict[str, torch.Tensor]":
     """torchvision ResNet-50's keys with every channel count scaled like visage's
     width_multiplier (max(1, round(c * width))); the 3 input channels and 1000 classes kept."""
     def s(c):
@@ -181,7 +186,7 @@ def scaled_resnet50_state_dict(width: float) -> "OrderedDict[str, torch.Tensor]"
             out[key] = torch.zeros(shape, dtype=t.dtype)
             continue
         v = formula_values(key, tuple(shape)).astype(np.float32)
-        out[key] = torch.from_numpy(v).to(torch.float16)
+        out[key] = torch.from_numpy(v).to(dtype)
     return out
 
 
@@ -206,6 +211,25 @@ def main():
     path = os.path.join(args.out, "resnet50_w1-32_half.pth")
     torch.save(small, path)
     print(f"{path}: {len(small)} tensors, {os.path.getsize(path)} bytes")
+
+    sd = scaled_resnet50_state_dict(1 / 64, torch.float32)
+    sd = OrderedDict(("module." + k, v) for k, v in sd.items() if not k.startswith("fc."))
+    checkpoint = {
+        "epoch": 3,
+        "arch": "resnet50",
+        "state_dict": sd,
+        "best_prec1": 71.2,
+    }
+    path = os.path.join(args.out, "resnet50_w1-64_checkpoint.tar")
+    torch.save(checkpoint, path, _use_new_zipfile_serialization=False)
+    print(f"{path}: {len(sd)} tensors, {os.path.getsize(path)} bytes")
+    with_optimizer = {
+        "state_dict": {"conv1.weight": torch.ones(1, 3, 7, 7)},
+        "optimizer": {"state": {0: {"momentum_buffer": torch.zeros(1, 3, 7, 7)}}, "param_groups": [{"lr": 0.1, "params": [0]}]},
+    }
+    path = os.path.join(args.out, "with_optimizer_state.pth")
+    torch.save(with_optimizer, path)
+    print(f"{path}: {os.path.getsize(path)} bytes")
 
     if args.full_resnet50:
         model = torchvision.models.resnet50()

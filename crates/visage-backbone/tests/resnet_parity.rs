@@ -88,6 +88,35 @@ fn real_half_precision_pth_with_module_prefix_loads_exactly() {
 }
 
 #[test]
+fn legacy_format_training_checkpoint_is_unwrapped() {
+    // torch's pre-1.6 (non-zip) format, {"epoch", "arch", "state_dict": {module.*},
+    // "best_prec1"}.
+    let dict = StateDict::read(fixture_path("resnet50_w1-64_checkpoint.tar")).unwrap();
+    assert!(dict
+        .keys()
+        .all(|k| !k.starts_with("module.") && !k.starts_with("optimizer")));
+    assert_eq!(dict.dtype("conv1.weight"), Some(burn::tensor::DType::F32));
+    let device = Default::default();
+    let net: ResNet<B> = ResNetConfig::new(ResNetDepth::D50)
+        .with_width_multiplier(1.0 / 64.0)
+        .init(&device);
+    let net = load_state_dict::<B, _>(net, &dict, &TORCHVISION_RESNET).unwrap();
+    let got: Vec<f32> = net.conv1.weight.val().into_data().to_vec().unwrap();
+    assert_eq!(got, formula_values("conv1.weight", &[1, 3, 7, 7]));
+}
+
+#[test]
+fn optimizer_state_with_integer_keys_gets_an_explained_error() {
+    let err = StateDict::read(fixture_path("with_optimizer_state.pth")).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("with_optimizer_state.pth"), "{text}");
+    assert!(
+        text.contains("non-string keys") && text.contains("torch.save(c.get('state_dict'"),
+        "{text}"
+    );
+}
+
+#[test]
 fn wrong_architecture_lists_missing_and_unexpected_keys() {
     let dict = StateDict::read(fixture_path("resnet50_w1-32_half.pth")).unwrap();
     let device = Default::default();

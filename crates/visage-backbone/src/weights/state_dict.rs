@@ -13,9 +13,12 @@ use safetensors::SafeTensors;
 
 use super::WeightsError;
 
-/// Wrappers that training scripts put around a state dict (`torch.save({"state_dict": ...})`)
-/// and that are removed when every key carries one.
-const WRAPPERS: [&str; 3] = ["state_dict.", "model_state_dict.", "model."];
+/// Keys under which training scripts save the model beside other things
+/// (`torch.save({"epoch": .., "state_dict": .., "optimizer": ..})`): when a file has keys under
+/// one of these, only those are kept, unwrapped.
+const CHECKPOINT_WRAPPERS: [&str; 2] = ["state_dict.", "model_state_dict."];
+/// A wrapper removed only when every key carries it (a model could have a `model` field).
+const MODEL_WRAPPER: &str = "model.";
 /// The prefix `nn.DataParallel` / `DistributedDataParallel` adds to every key.
 const DATA_PARALLEL_PREFIX: &str = "module.";
 
@@ -30,8 +33,9 @@ pub enum WeightFormat {
 
 /// Named tensors from a weight file, keyed as PyTorch names them (`layer1.0.conv1.weight`).
 ///
-/// Reading removes, when every key carries it, one `state_dict.` / `model_state_dict.` /
-/// `model.` wrapper and then the `module.` prefix of data-parallel training. Tensor data is
+/// Reading keeps only the `state_dict` (or `model_state_dict`) entry of a training checkpoint
+/// that has one (dropping the optimiser state and the like), removes a `model.` wrapper that
+/// every key carries, and then the `module.` prefix of data-parallel training. Tensor data is
 /// read lazily, when a tensor is applied to a module.
 pub struct StateDict {
     source: PathBuf,
@@ -119,6 +123,25 @@ fn read_safetensors(path: &Path) -> Result<Vec<(String, TensorSnapshot)>, Weight
     Ok(out)
 }
 
+/// Explains a PyTorch reader failure; for the one known reader limitation, says how to get
+/// a file it reads.
+fn pytorch_read_error(path: &Path, error: impl std::fmt::Display) -> WeightsError {
+    let mut message = error.to_string();
+    if message.contains("dict key must be a string") {
+        message.push_str(&format!(
+            "\n  The file holds a dict with non-string keys (typically an optimiser state saved \
+             beside the weights), which burn-store 0.21's pickle reader cannot parse. Save the \
+             weights alone once:\n    python -c \"import torch; c = torch.load('{0}', \
+             map_location='cpu'); torch.save(c.get('state_dict', c), 'weights.pth')\"",
+            path.display()
+        ));
+    }
+    WeightsError::Format {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
 impl StateDict {
     /// Reads a `.pth` / `.pt` (zip or legacy) or `.safetensors` file; the format is detected
     /// from the file's first bytes, not its extension.
@@ -131,10 +154,7 @@ impl StateDict {
         let path = path.as_ref();
         let entries: Vec<(String, TensorSnapshot)> = match sniff(path)? {
             WeightFormat::Pytorch => PytorchReader::new(path)
-                .map_err(|e| WeightsError::Format {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                })?
+                .map_err(|e| pytorch_read_error(path, e))?
                 .into_tensors()
                 .into_iter()
                 .collect(),
@@ -149,8 +169,13 @@ impl StateDict {
             source: path.to_path_buf(),
             tensors: entries.into_iter().collect(),
         };
-        if let Some(wrapper) = WRAPPERS.iter().find(|w| dict.all_keys_start_with(w)) {
+        if let Some(wrapper) = CHECKPOINT_WRAPPERS
+            .iter()
+            .find(|w| dict.keys().any(|k| k.starts_with(*w)))
+        {
             dict = dict.with_prefix_removed(wrapper);
+        } else if dict.all_keys_start_with(MODEL_WRAPPER) {
+            dict = dict.with_prefix_removed(MODEL_WRAPPER);
         }
         if dict.all_keys_start_with(DATA_PARALLEL_PREFIX) {
             dict = dict.with_prefix_removed(DATA_PARALLEL_PREFIX);
