@@ -8,6 +8,7 @@
 
 mod backbone;
 mod batch_norm;
+mod conv;
 mod error;
 mod features;
 pub mod mobilenet;

@@ -1,35 +1,11 @@
 //! The two blocks of Pytorch_Retinaface's MobileNetV1: `conv_bn` and `conv_dw`.
 
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::leaky_relu;
 
+use crate::conv::conv_no_bias;
 use crate::Norm;
-
-/// A bias-free `k×k` convolution with stride `stride`, padding `k / 2` (so the output is
-/// `ceil(input / stride)`) and `groups` groups, initialised as the ResNet convolutions (Kaiming
-/// normal, fan-out, gain √2; Burn's fan-out of a grouped convolution is per group).
-fn conv_no_bias<B: Backend>(
-    in_channels: usize,
-    out_channels: usize,
-    kernel: usize,
-    stride: usize,
-    groups: usize,
-    device: &B::Device,
-) -> Conv2d<B> {
-    let pad = kernel / 2;
-    Conv2dConfig::new([in_channels, out_channels], [kernel, kernel])
-        .with_stride([stride, stride])
-        .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
-        .with_groups(groups)
-        .with_bias(false)
-        .with_initializer(burn::nn::Initializer::KaimingNormal {
-            gain: std::f64::consts::SQRT_2,
-            fan_out_only: true,
-        })
-        .init(device)
-}
 
 /// Pytorch_Retinaface's `conv_bn`: 3×3 convolution (padding 1, no bias), norm, leaky ReLU.
 /// Torch keys `<block>.0.*` (convolution) and `<block>.1.*` (norm).

@@ -4,8 +4,8 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use super::config::conv_no_bias;
 use super::downsample::Downsample;
+use crate::conv::conv_no_bias;
 use crate::Norm;
 
 /// torchvision's `BasicBlock` (expansion 1): `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`,
@@ -38,9 +38,9 @@ impl<B: Backend> BasicBlock<B> {
     ) -> Self {
         let out = planes * Self::EXPANSION;
         Self {
-            conv1: conv_no_bias(in_channels, planes, 3, stride, device),
+            conv1: conv_no_bias(in_channels, planes, 3, stride, 1, device),
             bn1: Norm::new(planes, frozen_bn, device),
-            conv2: conv_no_bias(planes, out, 3, 1, device),
+            conv2: conv_no_bias(planes, out, 3, 1, 1, device),
             bn2: Norm::new(out, frozen_bn, device),
             downsample: Downsample::<B>::needed(in_channels, out, stride)
                 .then(|| Downsample::new(in_channels, out, stride, frozen_bn, device)),

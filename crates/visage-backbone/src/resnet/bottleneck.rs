@@ -4,8 +4,8 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use super::config::conv_no_bias;
 use super::downsample::Downsample;
+use crate::conv::conv_no_bias;
 use crate::Norm;
 
 /// torchvision's `Bottleneck` (expansion 4): 1×1 reduce, 3×3 with the block's stride, 1×1
@@ -42,11 +42,11 @@ impl<B: Backend> Bottleneck<B> {
     ) -> Self {
         let out = planes * Self::EXPANSION;
         Self {
-            conv1: conv_no_bias(in_channels, planes, 1, 1, device),
+            conv1: conv_no_bias(in_channels, planes, 1, 1, 1, device),
             bn1: Norm::new(planes, frozen_bn, device),
-            conv2: conv_no_bias(planes, planes, 3, stride, device),
+            conv2: conv_no_bias(planes, planes, 3, stride, 1, device),
             bn2: Norm::new(planes, frozen_bn, device),
-            conv3: conv_no_bias(planes, out, 1, 1, device),
+            conv3: conv_no_bias(planes, out, 1, 1, 1, device),
             bn3: Norm::new(out, frozen_bn, device),
             downsample: Downsample::<B>::needed(in_channels, out, stride)
                 .then(|| Downsample::new(in_channels, out, stride, frozen_bn, device)),

@@ -1,7 +1,5 @@
 //! Configuration of the ResNet backbones: depth, width multiplier, frozen batch norm.
 
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
 
 use crate::BackboneError;
@@ -106,27 +104,6 @@ impl ResNetConfig {
         let e = self.depth.expansion();
         self.stage_planes().map(|p| p * e)
     }
-}
-
-/// A bias-free `k×k` convolution with stride `stride` and padding `k / 2` (so the output is
-/// `ceil(input / stride)`), initialised as torchvision's ResNet (Kaiming normal, fan-out, ReLU).
-pub(crate) fn conv_no_bias<B: Backend>(
-    in_channels: usize,
-    out_channels: usize,
-    kernel: usize,
-    stride: usize,
-    device: &B::Device,
-) -> Conv2d<B> {
-    let pad = kernel / 2;
-    Conv2dConfig::new([in_channels, out_channels], [kernel, kernel])
-        .with_stride([stride, stride])
-        .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
-        .with_bias(false)
-        .with_initializer(burn::nn::Initializer::KaimingNormal {
-            gain: std::f64::consts::SQRT_2,
-            fan_out_only: true,
-        })
-        .init(device)
 }
 
 #[cfg(test)]

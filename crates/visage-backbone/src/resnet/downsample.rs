@@ -4,7 +4,7 @@
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
-use super::config::conv_no_bias;
+use crate::conv::conv_no_bias;
 use crate::Norm;
 
 /// Projection shortcut. Parameter paths `downsample.conv.*` and `downsample.bn.*` correspond
@@ -27,7 +27,7 @@ impl<B: Backend> Downsample<B> {
         device: &B::Device,
     ) -> Self {
         Self {
-            conv: conv_no_bias(in_channels, out_channels, 1, stride, device),
+            conv: conv_no_bias(in_channels, out_channels, 1, stride, 1, device),
             bn: Norm::new(out_channels, frozen_bn, device),
         }
     }

@@ -25,8 +25,8 @@ use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use crate::conv::conv_no_bias;
 use crate::{FeatureLevel, FeatureLevels, Norm};
-use config::conv_no_bias;
 
 /// One residual block: basic (ResNet-18/34) or bottleneck (ResNet-50/101/152).
 ///
@@ -128,7 +128,7 @@ impl ResNetConfig {
         }
         let mut stages = stages.into_iter();
         let mut next = || stages.next().expect("four stages were built");
-        let conv1 = conv_no_bias(3, stem, 7, 2, device);
+        let conv1 = conv_no_bias(3, stem, 7, 2, 1, device);
         ResNet {
             conv1: if self.freeze_stem {
                 conv1.no_grad()
