@@ -12,12 +12,16 @@ pub mod resize;
 pub mod synth;
 pub mod wider_txt;
 
-pub use augment::{horizontal_flip, random_square_crop, resize_square, to_chw, Sample};
+pub use augment::{
+    colour_jitter, expand, horizontal_flip, mean_pixel, pad_to_square, random_square_crop,
+    resize_square, resize_square_with, to_chw, to_chw_ordered, ChannelOrder, CropFallback,
+    CropScale, Sample,
+};
 pub use dataset::{Dataset, SelectionPolicy, SelectionReport};
 pub use error::DataError;
 pub use label_txt::{read_label_txt, write_label_txt, LabelFace, LabelImage, Landmarks};
 pub use loader::{load_rgb, Batch, EpochIter, Loader, LoaderConfig, Target};
-pub use resize::resize_rgb;
+pub use resize::{resize_rgb, resize_rgb_with, Interpolation};
 pub use synth::{generate, render, SynthConfig, SynthImage, SynthSplit, SynthSummary};
 pub use wider_txt::{
     read_path_list, read_wider_txt, write_path_list, write_wider_txt, FaceAnnotation,

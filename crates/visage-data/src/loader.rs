@@ -1,4 +1,13 @@
-//! The multi-threaded batch loader: shuffle, decode, augment (crop, flip, resize), normalise.
+//! The multi-threaded batch loader: shuffle, decode, augment, normalise.
+//!
+//! Per sample, in order (each optional step only draws from the RNG when enabled, so turning
+//! one on leaves the default pipeline's draws unchanged): colour jitter (`colour_jitter`; first,
+//! so that padding and expansion canvases keep the mean colour), SSD expand
+//! (`expand_max_ratio` > 1, with probability `expand_prob`), random square crop (`crop_scale`;
+//! when no crop keeps a face: a crop around a face, or with `pad_to_square` the whole image
+//! padded to a square), horizontal flip (`flip_prob`), square resize (bilinear, or one of five
+//! interpolations with `random_interpolation`), faces below `min_face_px` dropped, `[3, S, S]`
+//! planes in `channel_order`, `(pixel − mean) / std`.
 //!
 //! Per epoch, the record order is shuffled by an RNG seeded from (seed, epoch); each sample is
 //! augmented with its own RNG seeded from (seed, epoch, record index), so a batch is the same
@@ -17,10 +26,14 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::augment::{horizontal_flip, random_square_crop, resize_square, to_chw, Sample};
+use crate::augment::{
+    colour_jitter, expand, horizontal_flip, mean_pixel, random_square_crop, resize_square_with,
+    to_chw_ordered, ChannelOrder, CropFallback, CropScale, Sample,
+};
 use crate::dataset::Dataset;
 use crate::error::DataError;
 use crate::label_txt::Landmarks;
+use crate::resize::Interpolation;
 
 /// Loader settings.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -34,13 +47,37 @@ pub struct LoaderConfig {
     pub seed: u64,
     /// Worker threads decoding and augmenting; 0 = one per core (default 2).
     pub threads: usize,
-    /// Random square crop side as a fraction of the short edge, `[min, max]` (default [0.3, 1]).
-    pub crop_scale: [f32; 2],
+    /// Random square crop side as a fraction of the short edge: uniform in `[min, max]` or one
+    /// of a set (default uniform [0.3, 1]).
+    pub crop_scale: CropScale,
+    /// When no drawn crop keeps a face (after 250 tries), pad the whole image to a square with
+    /// the mean colour, image at the top-left (Pytorch_Retinaface); otherwise (default false)
+    /// crop around a face after 8 tries.
+    #[serde(default)]
+    pub pad_to_square: bool,
+    /// SSD zoom-out before the crop: canvas `U(1, max_ratio)` × the image, filled with the mean
+    /// colour, image at a random offset. 1 = off (default).
+    #[serde(default = "one")]
+    pub expand_max_ratio: f32,
+    /// Probability of the zoom-out when `expand_max_ratio` > 1 (default 0.5, as SSD).
+    #[serde(default = "half")]
+    pub expand_prob: f32,
+    /// Pytorch_Retinaface's photometric distortion (default false); see
+    /// [`crate::augment::colour_jitter`].
+    #[serde(default)]
+    pub colour_jitter: bool,
+    /// Resize with one of nearest, bilinear, area, bicubic, Lanczos-3 drawn uniformly
+    /// (default false: bilinear).
+    #[serde(default)]
+    pub random_interpolation: bool,
     /// Probability of a horizontal flip (default 0.5).
     pub flip_prob: f32,
-    /// Per-channel mean, RGB, pixel units 0..255 (default ImageNet's).
+    /// Channel order of the network input (default RGB); `mean` and `std` are in this order.
+    #[serde(default)]
+    pub channel_order: ChannelOrder,
+    /// Per-channel mean in `channel_order`, pixel units 0..255 (default ImageNet's, RGB).
     pub mean: [f32; 3],
-    /// Per-channel standard deviation, RGB, pixel units (default ImageNet's).
+    /// Per-channel standard deviation in `channel_order`, pixel units (default ImageNet's).
     pub std: [f32; 3],
     /// Faces whose shorter box side is below this many pixels of the S×S input are dropped
     /// (default 2).
@@ -54,8 +91,14 @@ impl Default for LoaderConfig {
             input_size: 640,
             seed: 0,
             threads: 2,
-            crop_scale: [0.3, 1.0],
+            crop_scale: CropScale::default(),
+            pad_to_square: false,
+            expand_max_ratio: 1.0,
+            expand_prob: 0.5,
+            colour_jitter: false,
+            random_interpolation: false,
             flip_prob: 0.5,
+            channel_order: ChannelOrder::Rgb,
             mean: [123.675, 116.28, 103.53],
             std: [58.395, 57.12, 57.375],
             min_face_px: 2.0,
@@ -75,11 +118,24 @@ impl LoaderConfig {
                 format!("{} is below 8 px", self.input_size),
             ));
         }
-        let [lo, hi] = self.crop_scale;
-        if !(lo > 0.0 && lo <= hi && hi <= 1.0) {
+        if let Err((sub, message)) = self.crop_scale.check() {
+            let field = if sub == "choices" {
+                "crop_scale.choices"
+            } else {
+                "crop_scale"
+            };
+            return Err(DataError::config(field, message));
+        }
+        if !(self.expand_max_ratio.is_finite() && self.expand_max_ratio >= 1.0) {
             return Err(DataError::config(
-                "crop_scale",
-                format!("[{lo}, {hi}] is not 0 < min ≤ max ≤ 1"),
+                "expand_max_ratio",
+                format!("{} is not a finite ratio ≥ 1", self.expand_max_ratio),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.expand_prob) {
+            return Err(DataError::config(
+                "expand_prob",
+                format!("{} is not in [0, 1]", self.expand_prob),
             ));
         }
         if !(0.0..=1.0).contains(&self.flip_prob) {
@@ -113,10 +169,19 @@ pub struct Target {
     pub landmarks: Vec<Option<Landmarks>>,
 }
 
+fn one() -> f32 {
+    1.0
+}
+
+fn half() -> f32 {
+    0.5
+}
+
 /// A batch ready for the network.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
-    /// Images `[B, 3, S, S]`, row-major, RGB, normalised with the config's mean / std.
+    /// Images `[B, 3, S, S]`, row-major, planes in the config's channel order, normalised
+    /// with its mean / std.
     pub images: Vec<f32>,
     /// The input side `S`.
     pub size: usize,
@@ -196,18 +261,32 @@ impl Inner {
         let mut rng = ChaCha8Rng::seed_from_u64(splitmix(
             splitmix(cfg.seed ^ 0xA5A5_0000) ^ ((epoch as u64) << 32) ^ index as u64,
         ));
-        let s = random_square_crop(
-            Sample {
-                image,
-                boxes,
-                landmarks,
-            },
-            &mut rng,
-            cfg.crop_scale,
-        );
+        let fill = mean_pixel(cfg.mean, cfg.channel_order);
+        let mut s = Sample {
+            image,
+            boxes,
+            landmarks,
+        };
+        if cfg.colour_jitter {
+            colour_jitter(&mut s.image, &mut rng);
+        }
+        if cfg.expand_max_ratio > 1.0 && rng.random::<f32>() < cfg.expand_prob {
+            s = expand(s, &mut rng, cfg.expand_max_ratio, fill);
+        }
+        let fallback = if cfg.pad_to_square {
+            CropFallback::PadToSquare(fill)
+        } else {
+            CropFallback::AroundFace
+        };
+        let s = random_square_crop(s, &mut rng, &cfg.crop_scale, fallback);
         let flip = rng.random::<f32>() < cfg.flip_prob;
         let s = if flip { horizontal_flip(s) } else { s };
-        let s = resize_square(s, cfg.input_size);
+        let interp = if cfg.random_interpolation {
+            Interpolation::ALL[rng.random_range(0..Interpolation::ALL.len())]
+        } else {
+            Interpolation::Bilinear
+        };
+        let s = resize_square_with(s, cfg.input_size, interp);
         let mut target = Target {
             boxes: Vec::with_capacity(s.boxes.len()),
             landmarks: Vec::with_capacity(s.boxes.len()),
@@ -218,7 +297,10 @@ impl Inner {
                 target.landmarks.push(*lm);
             }
         }
-        Ok((to_chw(&s.image, cfg.mean, cfg.std), target))
+        Ok((
+            to_chw_ordered(&s.image, cfg.mean, cfg.std, cfg.channel_order),
+            target,
+        ))
     }
 
     fn batch(&self, epoch: usize, indices: &[usize]) -> Result<Batch, DataError> {

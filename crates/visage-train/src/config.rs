@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use visage_data::{ChannelOrder, CropScale};
 use visage_model::{DetectorSpec, TestSpec};
 
 use crate::error::TrainError;
@@ -42,16 +43,42 @@ pub struct DataSpec {
     pub drop_invalid: bool,
     /// Side of the square training input, pixels.
     pub input_size: u32,
-    /// Random square crop side, as a fraction of the image's short edge (FAN: [0.3, 1]).
-    #[serde(default = "crop_scale")]
-    pub crop_scale: [f32; 2],
+    /// Random square crop side, as a fraction of the image's short edge: `[a, b]` (or
+    /// `{ uniform = [a, b] }`) draws it uniformly (FAN: [0.3, 1], the default);
+    /// `{ choices = [0.3, 0.45, 0.6, 0.8, 1.0] }` picks one (Pytorch_Retinaface).
+    #[serde(default)]
+    pub crop_scale: CropScale,
+    /// When no drawn crop keeps a face: pad the whole image to a square (mean colour, image at
+    /// the top-left; Pytorch_Retinaface) instead of cropping around a face (default false).
+    #[serde(default)]
+    pub pad_to_square: bool,
+    /// SSD zoom-out before the crop: a canvas of `U(1, expand_max_ratio)` × the image filled
+    /// with the mean colour, the image at a random offset. 1 = off (default).
+    #[serde(default = "one")]
+    pub expand_max_ratio: f32,
+    /// Probability of the zoom-out when `expand_max_ratio` > 1 (default 0.5).
+    #[serde(default = "half")]
+    pub expand_prob: f32,
+    /// Pytorch_Retinaface's photometric distortion: brightness, contrast, saturation, hue
+    /// (default false).
+    #[serde(default)]
+    pub colour_jitter: bool,
+    /// Resize each training crop with nearest, bilinear, area, bicubic or Lanczos-3 drawn at
+    /// random (default false: bilinear).
+    #[serde(default)]
+    pub random_interpolation: bool,
     /// Probability of a horizontal flip.
     #[serde(default = "half")]
     pub flip_prob: f32,
+    /// Channel order of the network input, `"rgb"` (default) or `"bgr"` (Pytorch_Retinaface
+    /// checkpoints, with mean [104, 117, 123] and std [1, 1, 1]). `mean` and `std` are listed
+    /// in this order.
+    #[serde(default)]
+    pub channel_order: ChannelOrder,
     /// Faces smaller than this (pixels, after resizing) are dropped from the targets.
     #[serde(default = "min_face_px")]
     pub min_face_px: f32,
-    /// Per-channel mean subtracted from RGB pixel values in 0..255.
+    /// Per-channel mean subtracted from pixel values in 0..255, in `channel_order`.
     #[serde(default = "imagenet_mean")]
     pub mean: [f32; 3],
     /// Per-channel divisor applied after the mean.
@@ -145,8 +172,8 @@ fn half() -> f32 {
 fn two() -> usize {
     2
 }
-fn crop_scale() -> [f32; 2] {
-    [0.3, 1.0]
+fn one() -> f32 {
+    1.0
 }
 fn min_face_px() -> f32 {
     2.0
@@ -218,12 +245,35 @@ impl ExperimentConfig {
         if d.input_size < 32 {
             return Err(invalid("data.input_size", "must be at least 32"));
         }
-        let [lo, hi] = d.crop_scale;
-        if !(lo > 0.0 && lo <= hi && hi <= 1.0) {
+        match &d.crop_scale {
+            CropScale::Uniform([lo, hi]) => {
+                if !(*lo > 0.0 && lo <= hi && *hi <= 1.0) {
+                    return Err(invalid(
+                        "data.crop_scale",
+                        format!("must satisfy 0 < a <= b <= 1, got [{lo}, {hi}]"),
+                    ));
+                }
+            }
+            CropScale::Choices(c) => {
+                if c.is_empty() || c.iter().any(|f| !(*f > 0.0 && *f <= 1.0)) {
+                    return Err(invalid(
+                        "data.crop_scale.choices",
+                        format!("must be a non-empty list of fractions in (0, 1], got {c:?}"),
+                    ));
+                }
+            }
+        }
+        if !(d.expand_max_ratio.is_finite() && d.expand_max_ratio >= 1.0) {
             return Err(invalid(
-                "data.crop_scale",
-                format!("must satisfy 0 < a <= b <= 1, got [{lo}, {hi}]"),
+                "data.expand_max_ratio",
+                format!(
+                    "must be a finite ratio >= 1 (1 = off), got {}",
+                    d.expand_max_ratio
+                ),
             ));
+        }
+        if !(0.0..=1.0).contains(&d.expand_prob) {
+            return Err(invalid("data.expand_prob", "must be in [0, 1]"));
         }
         if !(0.0..=1.0).contains(&d.flip_prob) {
             return Err(invalid("data.flip_prob", "must be in [0, 1]"));
@@ -326,12 +376,68 @@ mod tests {
     fn a_bad_value_names_the_key() {
         let text = std::fs::read_to_string(quickstart_path()).unwrap();
         let mut config: ExperimentConfig = toml::from_str(&text).unwrap();
-        config.data.crop_scale = [0.8, 0.5];
+        config.data.crop_scale = CropScale::Uniform([0.8, 0.5]);
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("data.crop_scale"), "{err}");
         let mut config: ExperimentConfig = toml::from_str(&text).unwrap();
         config.train.lr_steps = vec![5, 3];
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("train.lr_steps"), "{err}");
+    }
+
+    #[test]
+    fn data_augmentation_keys_parse_round_trip_and_name_their_key() {
+        let base = std::fs::read_to_string(quickstart_path()).unwrap();
+        let quick: ExperimentConfig = toml::from_str(&base).unwrap();
+        assert_eq!(quick.data.crop_scale, CropScale::Uniform([0.3, 1.0]));
+        assert!(!quick.data.colour_jitter && !quick.data.pad_to_square);
+        assert!(!quick.data.random_interpolation);
+        assert_eq!(quick.data.expand_max_ratio, 1.0);
+        assert_eq!(quick.data.channel_order, ChannelOrder::Rgb);
+        let with = |lines: &str| {
+            let text = base.replace("crop_scale = [0.3, 1.0]", lines);
+            assert_ne!(text, base);
+            toml::from_str::<ExperimentConfig>(&text)
+        };
+        let c = with(
+            "crop_scale = { choices = [0.3, 0.45, 0.6, 0.8, 1.0] }\ncolour_jitter = true\n\
+             pad_to_square = true\nexpand_max_ratio = 4.0\nrandom_interpolation = true\n\
+             channel_order = \"bgr\"",
+        )
+        .unwrap();
+        assert_eq!(
+            c.data.crop_scale,
+            CropScale::Choices(vec![0.3, 0.45, 0.6, 0.8, 1.0])
+        );
+        assert_eq!(c.data.channel_order, ChannelOrder::Bgr);
+        assert!(c.data.colour_jitter && c.data.pad_to_square && c.data.random_interpolation);
+        c.validate().unwrap();
+        let again: ExperimentConfig = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(c, again);
+        let u = with("crop_scale = { uniform = [0.5, 1.0] }").unwrap();
+        assert_eq!(u.data.crop_scale, CropScale::Uniform([0.5, 1.0]));
+        for bad in [
+            "crop_scale = { uniform = [0.5, 1.0], choices = [1.0] }",
+            "crop_scale = { range = [0.5, 1.0] }",
+            "crop_scale = [0.5]",
+            "channel_order = \"rbg\"",
+        ] {
+            assert!(with(bad).is_err(), "{bad}");
+        }
+        for (line, key) in [
+            ("crop_scale = { choices = [] }", "data.crop_scale.choices"),
+            (
+                "crop_scale = { choices = [0.5, 1.5] }",
+                "data.crop_scale.choices",
+            ),
+            ("expand_max_ratio = 0.5", "data.expand_max_ratio"),
+            (
+                "expand_max_ratio = 2.0\nexpand_prob = 2.0",
+                "data.expand_prob",
+            ),
+        ] {
+            let err = with(line).unwrap().validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{line}: {err}");
+        }
     }
 }

@@ -58,7 +58,7 @@ fn cfg(threads: usize) -> LoaderConfig {
         input_size: 32,
         seed: 11,
         threads,
-        crop_scale: [0.5, 1.0],
+        crop_scale: CropScale::Uniform([0.5, 1.0]),
         min_face_px: 1.0,
         ..LoaderConfig::default()
     }
@@ -142,10 +142,192 @@ fn early_drop_and_bad_config() {
     let bad = Loader::new(
         ds,
         LoaderConfig {
-            crop_scale: [0.0, 1.0],
+            crop_scale: CropScale::Uniform([0.0, 1.0]),
             ..cfg(1)
         },
     );
     let e = bad.err().expect("rejected").to_string();
     assert!(e.contains("`crop_scale`"), "{e}");
+}
+
+/// FNV-1a over the batch's pixels, boxes and landmarks (bit patterns).
+fn batch_hash(batches: &[Batch]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut eat = |v: u32| {
+        for b in v.to_le_bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100_0000_01b3);
+        }
+    };
+    for batch in batches {
+        batch.images.iter().for_each(|v| eat(v.to_bits()));
+        for t in &batch.targets {
+            t.boxes.iter().flatten().for_each(|v| eat(v.to_bits()));
+            for lm in t.landmarks.iter().flatten() {
+                lm.points.iter().flatten().for_each(|v| eat(v.to_bits()));
+                lm.visible.iter().for_each(|v| eat(*v as u32));
+            }
+        }
+        batch.indices.iter().for_each(|i| eat(*i as u32));
+    }
+    h
+}
+
+/// The default pipeline (every optional augmentation off) produces exactly the batches it
+/// produced before the optional augmentations existed (hashes recorded then).
+#[test]
+fn default_pipeline_is_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = fixture(dir.path(), 9);
+    let loader = Loader::new(
+        ds,
+        LoaderConfig {
+            batch_size: 3,
+            input_size: 40,
+            seed: 5,
+            threads: 2,
+            min_face_px: 1.0,
+            ..LoaderConfig::default()
+        },
+    )
+    .unwrap();
+    let mut hashes = Vec::new();
+    for epoch in 0..3 {
+        let a: Vec<Batch> = loader.epoch(epoch).collect::<Result<_, _>>().unwrap();
+        hashes.push(batch_hash(&a));
+    }
+    assert_eq!(
+        hashes,
+        vec![
+            0xa467_67ce_7424_b6be,
+            0x6503_1a74_fc24_ed00,
+            0x459a_6ccb_1122_a53d
+        ]
+    );
+}
+
+fn all_on(threads: usize) -> LoaderConfig {
+    LoaderConfig {
+        crop_scale: CropScale::Choices(CropScale::RETINAFACE.to_vec()),
+        pad_to_square: true,
+        expand_max_ratio: 2.0,
+        expand_prob: 0.5,
+        colour_jitter: true,
+        random_interpolation: true,
+        channel_order: ChannelOrder::Bgr,
+        mean: [104.0, 117.0, 123.0],
+        std: [1.0; 3],
+        ..cfg(threads)
+    }
+}
+
+#[test]
+fn every_augmentation_on_is_deterministic_and_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = fixture(dir.path(), 7);
+    let one = Loader::new(ds.clone(), all_on(1)).unwrap();
+    let three = Loader::new(ds.clone(), all_on(3)).unwrap();
+    let a: Vec<Batch> = one.epoch(0).collect::<Result<_, _>>().unwrap();
+    let b: Vec<Batch> = three.epoch(0).collect::<Result<_, _>>().unwrap();
+    assert_eq!(a, b, "same batches whatever the thread count");
+    let plain = Loader::new(ds, cfg(1)).unwrap();
+    let c: Vec<Batch> = plain.epoch(0).collect::<Result<_, _>>().unwrap();
+    assert_ne!(batch_hash(&a), batch_hash(&c));
+    for batch in &a {
+        assert!(batch.images.iter().all(|v| v.is_finite()));
+        for t in &batch.targets {
+            for b in &t.boxes {
+                assert!(
+                    b[0] >= 0.0 && b[1] >= 0.0 && b[2] <= 32.0 && b[3] <= 32.0,
+                    "{b:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn bgr_planes_are_swapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = fixture(dir.path(), 4);
+    let rgb = Loader::new(ds.clone(), cfg(1))
+        .unwrap()
+        .batch(0, 0)
+        .unwrap();
+    let bgr = Loader::new(
+        ds,
+        LoaderConfig {
+            channel_order: ChannelOrder::Bgr,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+            ..cfg(1)
+        },
+    )
+    .unwrap()
+    .batch(0, 0)
+    .unwrap();
+    let plain = Loader::new(
+        fixture(tempfile::tempdir().unwrap().path(), 4),
+        LoaderConfig {
+            mean: [0.0; 3],
+            std: [1.0; 3],
+            ..cfg(1)
+        },
+    )
+    .unwrap()
+    .batch(0, 0)
+    .unwrap();
+    assert_eq!(
+        rgb.targets, bgr.targets,
+        "geometry does not depend on the order"
+    );
+    let p = 32 * 32;
+    for i in 0..bgr.len() {
+        let (x, y) = (&plain.images[i * 3 * p..], &bgr.images[i * 3 * p..]);
+        assert_eq!(&x[..p], &y[2 * p..3 * p], "R plane is last in BGR");
+        assert_eq!(&x[p..2 * p], &y[p..2 * p]);
+        assert_eq!(&x[2 * p..3 * p], &y[..p], "B plane is first in BGR");
+    }
+}
+
+#[test]
+fn new_keys_are_validated_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = fixture(dir.path(), 2);
+    for (cfg, key) in [
+        (
+            LoaderConfig {
+                crop_scale: CropScale::Choices(vec![]),
+                ..cfg(1)
+            },
+            "`crop_scale.choices`",
+        ),
+        (
+            LoaderConfig {
+                crop_scale: CropScale::Choices(vec![0.5, 1.2]),
+                ..cfg(1)
+            },
+            "`crop_scale.choices`",
+        ),
+        (
+            LoaderConfig {
+                expand_max_ratio: 0.5,
+                ..cfg(1)
+            },
+            "`expand_max_ratio`",
+        ),
+        (
+            LoaderConfig {
+                expand_prob: 1.5,
+                ..cfg(1)
+            },
+            "`expand_prob`",
+        ),
+    ] {
+        let e = Loader::new(ds.clone(), cfg)
+            .err()
+            .expect("rejected")
+            .to_string();
+        assert!(e.contains(key), "{e}");
+    }
 }

@@ -1,0 +1,76 @@
+//! Training augmentation: expand / pad to square, random square crop, colour jitter, horizontal
+//! flip, square resize with a chosen interpolation, CHW tensor layout in RGB or BGR order.
+//!
+//! Coordinates are continuous pixels: pixel `(i, j)` covers `[i, i+1) × [j, j+1)`, so a crop
+//! at `(x0, y0)` subtracts `(x0, y0)`, a flip maps `x → W − x`, and a resize multiplies by the
+//! size ratio. Boxes are `[x1, y1, x2, y2]` in pixels of the sample's own image. Every transform
+//! moves the image, its boxes and its landmarks together.
+
+mod colour;
+mod crop;
+mod expand;
+mod flip;
+mod normalise;
+
+use image::RgbImage;
+
+use crate::label_txt::Landmarks;
+use crate::resize::{resize_rgb_with, Interpolation};
+
+pub use colour::{colour_jitter, hsv_cv_to_rgb, rgb_to_hsv_cv};
+pub use crop::{random_square_crop, CropFallback, CropScale};
+pub use expand::{expand, pad_to_square};
+pub use flip::horizontal_flip;
+pub use normalise::{mean_pixel, to_chw, to_chw_ordered, ChannelOrder};
+
+/// An image with its faces. `boxes[i]` and `landmarks[i]` describe the same face.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// The RGB image.
+    pub image: RgbImage,
+    /// Face boxes `[x1, y1, x2, y2]`, pixels of `image`.
+    pub boxes: Vec<[f32; 4]>,
+    /// Landmarks per face (pixels of `image`), `None` when the face has none.
+    pub landmarks: Vec<Option<Landmarks>>,
+}
+
+/// Resizes to `size × size` with a triangle (bilinear) filter ([`crate::resize_rgb`]); boxes
+/// and landmarks are scaled per axis. A non-square input is stretched.
+pub fn resize_square(sample: Sample, size: u32) -> Sample {
+    resize_square_with(sample, size, Interpolation::Bilinear)
+}
+
+/// [`resize_square`] with a chosen interpolation.
+pub fn resize_square_with(sample: Sample, size: u32, interp: Interpolation) -> Sample {
+    let (w, h) = sample.image.dimensions();
+    if w == size && h == size {
+        return sample;
+    }
+    let (sx, sy) = (size as f32 / w.max(1) as f32, size as f32 / h.max(1) as f32);
+    let image = resize_rgb_with(&sample.image, size, size, interp);
+    let boxes = sample
+        .boxes
+        .iter()
+        .map(|b| [b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy])
+        .collect();
+    let landmarks = sample
+        .landmarks
+        .iter()
+        .map(|lm| {
+            lm.map(|mut l| {
+                for p in &mut l.points {
+                    *p = [p[0] * sx, p[1] * sy];
+                }
+                l
+            })
+        })
+        .collect();
+    Sample {
+        image,
+        boxes,
+        landmarks,
+    }
+}
+
+#[cfg(test)]
+mod tests;
