@@ -138,6 +138,9 @@ pub struct Submission {
     pub missing: Vec<(String, String)>,
     /// Sub-folders of the submission that are not events of the ground truth (ignored).
     pub unknown_events: Vec<String>,
+    /// `(event, file name)` of entries in ground-truth event folders that are not the
+    /// `<image>.txt` of one of that event's images (ignored; e.g. `x.jpg.txt` or a typo).
+    pub unknown_files: Vec<(String, String)>,
 }
 
 /// Parses the text of one submission file (`path` is used in errors only).
@@ -204,8 +207,15 @@ pub fn parse_submission(path: &Path, text: &str) -> Result<Vec<[f64; 5]>, EvalEr
 
 /// Reads the submission in `dir` for every image of `gt`, in parallel.
 ///
-/// A missing file counts as no detections and is listed in [`Submission::missing`]; a
-/// malformed file is an error naming `file:line`.
+/// A missing file (or a missing event folder) counts as no detections and is listed in
+/// [`Submission::missing`]; folders and files the ground truth does not know are listed in
+/// [`Submission::unknown_events`] and [`Submission::unknown_files`] and ignored. A malformed
+/// file — a bad count or number, a line without exactly five fields, a count that disagrees
+/// with the lines, a non-finite value (`NaN`, `inf`) or a negative width or height — is an error
+/// naming `file:line`. (The official MATLAB `read_pred` instead prints `Invalid format` and
+/// scores that image as having no detections, reads only the first `count` lines, and lets NaN
+/// and negative sizes through; the Python port crashes on most of these. We refuse the file so
+/// that a broken writer is not silently scored.)
 pub fn read_submission(dir: &Path, gt: &GroundTruth) -> Result<Submission, EvalError> {
     let events: HashSet<&str> = gt.events.iter().map(|e| e.name.as_str()).collect();
     let mut unknown_events = Vec::new();
@@ -217,6 +227,7 @@ pub fn read_submission(dir: &Path, gt: &GroundTruth) -> Result<Submission, EvalE
         }
     }
     unknown_events.sort();
+    let unknown_files = unknown_files(dir, gt)?;
     let jobs: Vec<(&str, &str)> = gt
         .events
         .iter()
@@ -251,6 +262,7 @@ pub fn read_submission(dir: &Path, gt: &GroundTruth) -> Result<Submission, EvalE
         .collect();
     let mut out = Submission {
         unknown_events,
+        unknown_files,
         ..Default::default()
     };
     for ((event, image), r) in jobs.into_iter().zip(results) {
@@ -264,6 +276,35 @@ pub fn read_submission(dir: &Path, gt: &GroundTruth) -> Result<Submission, EvalE
             }
             None => out.missing.push((event.to_string(), image.to_string())),
         }
+    }
+    Ok(out)
+}
+
+/// Entries of the ground-truth event folders under `dir` that are no image's `<image>.txt`,
+/// sorted. A missing event folder has none.
+fn unknown_files(dir: &Path, gt: &GroundTruth) -> Result<Vec<(String, String)>, EvalError> {
+    let mut out = Vec::new();
+    for event in &gt.events {
+        let folder = dir.join(&event.name);
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(EvalError::io(folder, e)),
+        };
+        let known: HashSet<String> = event
+            .images
+            .iter()
+            .map(|i| format!("{}.txt", i.name))
+            .collect();
+        let start = out.len();
+        for entry in entries {
+            let name = entry.map_err(|e| EvalError::io(&folder, e))?.file_name();
+            let name = name.to_string_lossy();
+            if !known.contains(name.as_ref()) {
+                out.push((event.name.clone(), name.into_owned()));
+            }
+        }
+        out[start..].sort();
     }
     Ok(out)
 }
@@ -430,6 +471,53 @@ mod tests {
             [1.5, 2.0, 30.25, 40.0, 0.95]
         );
         assert!(write_submission(dir.path(), "../x", "a", &dets).is_err());
+    }
+
+    #[test]
+    fn missing_event_folder_and_stray_files_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::create_dir_all(p.join("0--Parade/sub")).unwrap();
+        std::fs::write(p.join("0--Parade/a.txt"), "a\n1\n1 2 3 4 0.5\n").unwrap();
+        std::fs::write(p.join("0--Parade/b.jpg.txt"), "b\n0\n").unwrap();
+        std::fs::write(p.join("0--Parade/c.txt"), "c\n0\n").unwrap(); // c is in 1--Handshaking
+        std::fs::write(p.join("README"), "not an event").unwrap();
+        let sub = read_submission(p, &gt()).unwrap();
+        let pair = |e: &str, i: &str| (e.to_string(), i.to_string());
+        assert_eq!(
+            sub.missing,
+            vec![pair("0--Parade", "b"), pair("1--Handshaking", "c")]
+        );
+        assert_eq!(
+            sub.unknown_files,
+            vec![
+                pair("0--Parade", "b.jpg.txt"),
+                pair("0--Parade", "c.txt"),
+                pair("0--Parade", "sub")
+            ]
+        );
+        assert!(sub.unknown_events.is_empty());
+        assert_eq!(sub.predictions.num_detections(), 1);
+    }
+
+    #[test]
+    fn nan_scores_and_negative_sizes_in_files_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("0--Parade")).unwrap();
+        for (text, line, want) in [
+            (
+                "a\n2\n1 2 3 4 0.9\n1 2 3 4 nan\n",
+                4,
+                "non-finite value NaN",
+            ),
+            ("a\n1\n1 2 3 -4 0.9\n", 3, "negative width or height"),
+            ("a\n1\n1 2 3 4 0,9\n", 3, "bad number \"0,9\""),
+        ] {
+            std::fs::write(dir.path().join("0--Parade/a.txt"), text).unwrap();
+            let e = read_submission(dir.path(), &gt()).unwrap_err().to_string();
+            let at = format!("a.txt:{line}: ");
+            assert!(e.contains(&at) && e.contains(want), "{text:?} -> {e}");
+        }
     }
 
     #[test]

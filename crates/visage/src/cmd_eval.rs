@@ -138,6 +138,15 @@ pub fn run(args: EvalArgs) -> Result<()> {
         for event in &submission.unknown_events {
             eprintln!("warning: {event}/ is not an event of the ground truth (ignored)");
         }
+        for (event, file) in submission.unknown_files.iter().take(10) {
+            eprintln!("warning: {event}/{file} is not an image's prediction file (ignored)");
+        }
+        if submission.unknown_files.len() > 10 {
+            eprintln!(
+                "warning: ... and {} more files that are not prediction files",
+                submission.unknown_files.len() - 10
+            );
+        }
         let report = evaluate(&gt, &submission.predictions);
         return print_report(&report, args.json.as_ref());
     }
