@@ -152,7 +152,7 @@ fn detect_split<B: Backend>(
     let mut predictions = Predictions::new();
     for (event, name, relative) in images {
         let image = load_rgb(&dir.join(&relative))?;
-        let prepared = prepare_image(&image, data.mean, data.std, max_size);
+        let prepared = prepare_image(&image, data.mean, data.std, data.channel_order, max_size);
         let detections: Vec<visage_eval::Detection> = detect_prepared(model, prepared, device)
             .into_iter()
             .map(|d| {

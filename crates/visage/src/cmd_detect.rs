@@ -1,21 +1,22 @@
 //! `visage detect`: run a trained detector over files and directories of images.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
-use std::sync::mpsc::sync_channel;
+use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
-use visage_data::load_rgb;
+use rayon::prelude::*;
+use visage_data::{load_rgb, ChannelOrder};
 use visage_model::Detection;
 use visage_train::checkpoint::load_detector;
-use visage_train::infer::{detect_prepared, prepare_image, PreparedImage};
+use visage_train::infer::{detect_batch, prepare_image, BatchTiming, PreparedImage};
 
 use crate::backend::{dispatch, BackendTask, DeviceArg};
-use crate::draw::draw_detections;
+use crate::detect_output::Sinks;
 use crate::images::collect_images;
 
 /// Arguments of `visage detect`.
@@ -27,9 +28,16 @@ pub struct DetectArgs {
     /// A checkpoint directory, or a run directory (its best, else last checkpoint).
     #[arg(long)]
     weights: PathBuf,
-    /// Write detections as JSON to this file.
+    /// Write detections as one JSON array to this file (at the end).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write detections as JSON lines (one object per image, as it is processed).
+    #[arg(long)]
+    jsonl: Option<PathBuf>,
+    /// Write a WIDER FACE submission (`DIR/<parent folder>/<stem>.txt`) for `visage eval
+    /// --predictions`.
+    #[arg(long)]
+    submission: Option<PathBuf>,
     /// Write copies of the images with the detections drawn into this directory.
     #[arg(long)]
     draw: Option<PathBuf>,
@@ -48,27 +56,12 @@ pub struct DetectArgs {
     /// Shrink images whose longer side exceeds this (overrides test.max_size).
     #[arg(long)]
     max_size: Option<u32>,
+    /// Images per forward pass (images of one size are batched together).
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
     /// Compute device: cpu, wgpu, cuda, cuda:N.
     #[arg(long, default_value = "cpu")]
     device: DeviceArg,
-}
-
-/// One detection in the JSON output.
-#[derive(Debug, Serialize)]
-struct JsonDetection {
-    /// `[x1, y1, x2, y2]` in image pixels.
-    #[serde(rename = "box")]
-    bbox: [f32; 4],
-    score: f32,
-}
-
-/// One image in the JSON output.
-#[derive(Debug, Serialize)]
-struct JsonImage {
-    image: String,
-    width: u32,
-    height: u32,
-    detections: Vec<JsonDetection>,
 }
 
 struct Decoded {
@@ -79,6 +72,52 @@ struct Decoded {
 struct DetectTask {
     args: DetectArgs,
     files: Vec<PathBuf>,
+}
+
+/// Decodes and normalises `files` in chunks on rayon's worker threads, sending them in order.
+fn spawn_decoder(
+    files: Vec<PathBuf>,
+    chunk: usize,
+    mean: [f32; 3],
+    std: [f32; 3],
+    order: ChannelOrder,
+    max_size: Option<u32>,
+) -> (Receiver<Decoded>, std::thread::JoinHandle<()>) {
+    let (sender, receiver) = sync_channel::<Decoded>(2 * chunk);
+    let handle = std::thread::spawn(move || {
+        for paths in files.chunks(chunk) {
+            let decoded: Vec<Decoded> = paths
+                .par_iter()
+                .map(|path| Decoded {
+                    path: path.clone(),
+                    result: load_rgb(path)
+                        .map(|image| {
+                            let prepared = prepare_image(&image, mean, std, order, max_size);
+                            (image, prepared)
+                        })
+                        .map_err(anyhow::Error::from),
+                })
+                .collect();
+            for d in decoded {
+                if sender.send(d).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    (receiver, handle)
+}
+
+/// Up to `size` decoded images: blocks for the first, then takes what is ready or arrives.
+fn next_batch(receiver: &Receiver<Decoded>, size: usize) -> Vec<Decoded> {
+    let mut batch = Vec::with_capacity(size);
+    while batch.len() < size {
+        match receiver.recv() {
+            Ok(d) => batch.push(d),
+            Err(_) => break,
+        }
+    }
+    batch
 }
 
 impl BackendTask for DetectTask {
@@ -105,28 +144,18 @@ impl BackendTask for DetectTask {
             test.max_size = args.max_size;
         }
         model.set_test_spec(test.clone())?;
-        if let Some(dir) = &args.draw {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
+        let batch_size = args.batch_size.max(1);
+        let mut sinks = Sinks::open(args.json, args.jsonl, args.submission, args.draw)?;
 
-        // Decode and normalise on a worker thread while the model runs on this one.
-        let (sender, receiver) = sync_channel::<Decoded>(4);
-        let files = self.files.clone();
-        let (mean, std, max_size) = (config.data.mean, config.data.std, test.max_size);
-        let decoder = std::thread::spawn(move || {
-            for path in files {
-                let result = load_rgb(&path)
-                    .map(|image| {
-                        let prepared = prepare_image(&image, mean, std, max_size);
-                        (image, prepared)
-                    })
-                    .map_err(anyhow::Error::from);
-                if sender.send(Decoded { path, result }).is_err() {
-                    break;
-                }
-            }
-        });
-
+        let started = Instant::now();
+        let (receiver, decoder) = spawn_decoder(
+            self.files.clone(),
+            2 * batch_size,
+            config.data.mean,
+            config.data.std,
+            config.data.channel_order,
+            test.max_size,
+        );
         let bar = if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(self.files.len() as u64);
             bar.set_style(
@@ -137,54 +166,65 @@ impl BackendTask for DetectTask {
         } else {
             ProgressBar::hidden()
         };
-        let mut outputs = Vec::with_capacity(self.files.len());
         let mut failures = 0usize;
-        for decoded in receiver {
-            bar.inc(1);
-            let (image, prepared) = match decoded.result {
-                Ok(ok) => ok,
-                Err(error) => {
-                    failures += 1;
-                    bar.suspend(|| eprintln!("skipping {}: {error:#}", decoded.path.display()));
-                    continue;
+        let mut done = 0usize;
+        let mut timing = BatchTiming::default();
+        loop {
+            let batch = next_batch(&receiver, batch_size);
+            if batch.is_empty() {
+                break;
+            }
+            bar.inc(batch.len() as u64);
+            let mut ready = Vec::with_capacity(batch.len());
+            for decoded in batch {
+                match decoded.result {
+                    Ok((image, prepared)) => ready.push((decoded.path, image, Some(prepared))),
+                    Err(error) => {
+                        failures += 1;
+                        bar.suspend(|| eprintln!("skipping {}: {error:#}", decoded.path.display()));
+                    }
                 }
-            };
-            let detections = detect_prepared(&model, prepared, &device);
-            if let Some(dir) = &args.draw {
-                let out = drawn_path(dir, &decoded.path, outputs.len());
-                let mut copy = image.clone();
-                let boxes: Vec<_> = detections.iter().map(|d| (d.bbox, d.score)).collect();
-                draw_detections(&mut copy, &boxes);
-                copy.save(&out)
-                    .with_context(|| format!("writing {}", out.display()))?;
             }
-            if args.json.is_none() {
-                bar.suspend(|| print_summary(&decoded.path, &detections));
-            }
-            outputs.push(JsonImage {
-                image: decoded.path.display().to_string(),
-                width: image.width(),
-                height: image.height(),
-                detections: detections
+            // One forward pass per input size in the batch, results kept in file order.
+            let mut detections: Vec<Vec<Detection>> = vec![Vec::new(); ready.len()];
+            let mut pending: Vec<usize> = (0..ready.len()).collect();
+            while let Some(&first) = pending.first() {
+                let size = ready[first].2.as_ref().map(|p| (p.height, p.width));
+                let (group, rest): (Vec<usize>, Vec<usize>) = pending
                     .iter()
-                    .map(|d| JsonDetection {
-                        bbox: d.bbox,
-                        score: d.score,
-                    })
-                    .collect(),
-            });
+                    .partition(|&&i| ready[i].2.as_ref().map(|p| (p.height, p.width)) == size);
+                pending = rest;
+                let images: Vec<PreparedImage> = group
+                    .iter()
+                    .map(|&i| ready[i].2.take().expect("each image runs once"))
+                    .collect();
+                let (dets, t) = detect_batch(&model, images, &device);
+                timing.forward_s += t.forward_s;
+                timing.postprocess_s += t.postprocess_s;
+                for (i, d) in group.into_iter().zip(dets) {
+                    detections[i] = d;
+                }
+            }
+            for ((path, image, _), dets) in ready.iter().zip(&detections) {
+                bar.suspend(|| sinks.write(path, image, dets))?;
+                done += 1;
+            }
         }
         bar.finish_and_clear();
         decoder.join().expect("the decoder thread does not panic");
-
-        if let Some(path) = &args.json {
-            let text = serde_json::to_string_pretty(&outputs)?;
-            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
-            let faces: usize = outputs.iter().map(|o| o.detections.len()).sum();
-            println!(
-                "{} images, {faces} detections -> {}",
-                outputs.len(),
-                path.display()
+        for line in sinks.finish()? {
+            println!("{line}");
+        }
+        let total = started.elapsed().as_secs_f64();
+        let model_s = timing.forward_s + timing.postprocess_s;
+        if done > 0 {
+            eprintln!(
+                "{done} images in {total:.1} s ({:.1} img/s); per image: forward {:.1} ms, \
+                 post-processing {:.1} ms ({:.1} % of detection time)",
+                done as f64 / total,
+                1e3 * timing.forward_s / done as f64,
+                1e3 * timing.postprocess_s / done as f64,
+                100.0 * timing.postprocess_s / model_s.max(1e-12)
             );
         }
         if failures > 0 {
@@ -195,27 +235,6 @@ impl BackendTask for DetectTask {
         }
         Ok(())
     }
-}
-
-fn print_summary(path: &Path, detections: &[Detection]) {
-    println!("{}: {} faces", path.display(), detections.len());
-    for d in detections.iter().take(20) {
-        let [x1, y1, x2, y2] = d.bbox;
-        println!("  {x1:7.1} {y1:7.1} {x2:7.1} {y2:7.1}  {:.3}", d.score);
-    }
-    if detections.len() > 20 {
-        println!("  ... {} more", detections.len() - 20);
-    }
-}
-
-/// `<dir>/<index>_<file stem>.png`: the index keeps same-named files from different folders
-/// apart.
-fn drawn_path(dir: &Path, source: &Path, index: usize) -> PathBuf {
-    let stem = source
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "image".into());
-    dir.join(format!("{index:05}_{stem}.png"))
 }
 
 /// Runs `visage detect`.

@@ -15,6 +15,7 @@ mod cmd_eval;
 mod cmd_import;
 mod cmd_synth;
 mod cmd_train;
+mod detect_output;
 mod draw;
 mod images;
 

@@ -194,6 +194,51 @@ fn synth_train_resume_detect_eval_round_trip() {
         // The submission is written with limited decimals: AP agrees closely, not bit-exactly.
         assert!((x - y).abs() < 1e-3, "{setting}: {x} vs {y}");
     }
+
+    // Batch detection (3 images per pass, mixed sizes grouped) writing JSON lines and a WIDER
+    // submission: the submission scores as `eval --split val` did.
+    ok(&visage(
+        &[
+            "detect",
+            val_images.to_str().unwrap(),
+            "--weights",
+            "runs/tiny/best",
+            "--jsonl",
+            "dets.jsonl",
+            "--submission",
+            "detsub",
+            "--batch-size",
+            "3",
+        ],
+        root,
+    ));
+    let lines = std::fs::read_to_string(root.join("dets.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 4);
+    for line in lines.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(record["detections"].is_array() && record["width"].as_u64().unwrap() > 0);
+    }
+    ok(&visage(
+        &[
+            "eval",
+            "--predictions",
+            "detsub",
+            "--gt",
+            "data/tiny/eval_tools/ground_truth",
+            "--json",
+            "c.json",
+        ],
+        root,
+    ));
+    let c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("c.json")).unwrap()).unwrap();
+    for setting in ["easy", "medium", "hard"] {
+        let (x, z) = (a[setting].as_f64().unwrap(), c[setting].as_f64().unwrap());
+        assert!(
+            (x - z).abs() < 1e-3,
+            "{setting}: eval {x} vs detect --submission {z}"
+        );
+    }
 }
 
 #[test]
