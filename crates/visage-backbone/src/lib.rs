@@ -8,7 +8,7 @@
 
 mod backbone;
 mod batch_norm;
-mod conv;
+pub mod conv;
 mod error;
 mod features;
 pub mod mobilenet;
@@ -18,6 +18,7 @@ pub mod weights;
 
 pub use backbone::{Backbone, BackboneConfig};
 pub use batch_norm::{per_channel_affine, BatchNorm2d, BatchNorm2dConfig};
+pub use conv::ConvNormAct;
 pub use error::BackboneError;
 pub use features::{FeatureLevel, FeatureLevels};
 pub use mobilenet::{MobileNetV1, MobileNetV1Config, RETINAFACE_MOBILENET};

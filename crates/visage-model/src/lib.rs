@@ -7,6 +7,7 @@ mod detector;
 mod error;
 mod loss;
 mod postprocess;
+pub mod retinaface;
 mod spec;
 mod targets;
 
@@ -14,8 +15,11 @@ pub use detector::{Detector, RawOutputs};
 pub use error::ModelError;
 pub use loss::{LossParts, LossValues};
 pub use postprocess::Detection;
+pub use retinaface::{
+    RetinaFaceNet, RetinaFaceNetConfig, RetinaFaceOutputs, RETINAFACE_MNET, RETINAFACE_R50,
+};
 pub use spec::{
     AnchorSpec, AssignSpec, BackboneSpec, BoxLossSpec, CoderSpec, DetectorSpec, ExtraSourceSpec,
-    FpnSpec, HeadNormSpec, HeadSpec, LossSpec, NeckSpec, ResNetSpec, TestSpec,
+    FpnSpec, HeadNormSpec, HeadSpec, LossSpec, MobileNetSpec, NeckSpec, ResNetSpec, TestSpec,
 };
 pub use targets::{DenseTargets, FaceTargets};

@@ -17,7 +17,7 @@ pub use basic_block::BasicBlock;
 pub use bottleneck::Bottleneck;
 pub use config::{ResNetConfig, ResNetDepth};
 pub use downsample::Downsample;
-pub use torch_keys::TORCHVISION_RESNET;
+pub use torch_keys::{path_to_torch_key, torch_key_to_path, TORCHVISION_RESNET};
 
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
