@@ -117,6 +117,72 @@ class RetinaFace(nn.Module):
         return loc, conf, landms
 
 
+# --- detect.py's post-processing (layers/functions/prior_box.py, utils/box_utils.py,
+# utils/nms/py_cpu_nms.py), reproduced from Pytorch_Retinaface's public source ---
+def priorbox(h, w, min_sizes=((16, 32), (64, 128), (256, 512)), steps=(8, 16, 32)):
+    from itertools import product
+    from math import ceil
+    anchors = []
+    for k, step in enumerate(steps):
+        for i, j in product(range(ceil(h / step)), range(ceil(w / step))):
+            for min_size in min_sizes[k]:
+                anchors += [(j + 0.5) * step / w, (i + 0.5) * step / h, min_size / w, min_size / h]
+    return torch.Tensor(anchors).view(-1, 4)
+
+
+def decode(loc, priors, variances):
+    boxes = torch.cat((priors[:, :2] + loc[:, :2] * variances[0] * priors[:, 2:],
+                       priors[:, 2:] * torch.exp(loc[:, 2:] * variances[1])), 1)
+    boxes[:, :2] -= boxes[:, 2:] / 2
+    boxes[:, 2:] += boxes[:, :2]
+    return boxes
+
+
+def decode_landm(pre, priors, variances):
+    return torch.cat([priors[:, :2] + pre[:, 2 * k:2 * k + 2] * variances[0] * priors[:, 2:] for k in range(5)], dim=1)
+
+
+def py_cpu_nms(dets, thresh):
+    import numpy as np
+    x1, y1, x2, y2, scores = dets[:, 0], dets[:, 1], dets[:, 2], dets[:, 3], dets[:, 4]
+    areas = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order = scores.argsort()[::-1]
+    keep = []
+    while order.size > 0:
+        i = order[0]
+        keep.append(i)
+        xx1 = np.maximum(x1[i], x1[order[1:]])
+        yy1 = np.maximum(y1[i], y1[order[1:]])
+        xx2 = np.minimum(x2[i], x2[order[1:]])
+        yy2 = np.minimum(y2[i], y2[order[1:]])
+        w = np.maximum(0.0, xx2 - xx1 + 1)
+        h = np.maximum(0.0, yy2 - yy1 + 1)
+        inter = w * h
+        ovr = inter / (areas[i] + areas[order[1:]] - inter)
+        order = order[np.where(ovr <= thresh)[0] + 1]
+    return keep
+
+
+def detect_py(model, img, conf_thresh=0.02, top_k=5000, nms_thresh=0.4, keep_top_k=750):
+    """detect.py from `img` (BGR minus mean, [1, 3, H, W] float32) on: dets [K, 5], landms [K, 10]."""
+    import numpy as np
+    _, _, h, w = img.shape
+    with torch.no_grad():
+        loc, conf, landms = model(img)
+    conf = F.softmax(conf, dim=-1)
+    priors = priorbox(h, w)
+    boxes = (decode(loc.squeeze(0), priors, [0.1, 0.2]) * torch.Tensor([w, h, w, h])).numpy()
+    scores = conf.squeeze(0).numpy()[:, 1]
+    landms = (decode_landm(landms.squeeze(0), priors, [0.1, 0.2]) * torch.Tensor([w, h] * 5)).numpy()
+    inds = np.where(scores > conf_thresh)[0]
+    boxes, landms, scores = boxes[inds], landms[inds], scores[inds]
+    order = scores.argsort()[::-1][:top_k]
+    boxes, landms, scores = boxes[order], landms[order], scores[order]
+    dets = np.hstack((boxes, scores[:, np.newaxis])).astype(np.float32, copy=False)
+    keep = py_cpu_nms(dets, nms_thresh)
+    return dets[keep, :][:keep_top_k], landms[keep][:keep_top_k]
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     for name, file in [("mobilenet0.25", "retinaface_mnet"), ("resnet50", "retinaface_r50")]:
@@ -133,6 +199,18 @@ def main():
             tensors[key] = r.float().contiguous()
         save_file(tensors, os.path.join(OUT, f"{file}.safetensors"), metadata={"generator": "tools/parity/retinaface_fixtures.py"})
         print(f"  {len(model.state_dict())} state-dict keys")
+        if name == "mobilenet0.25":
+            # detect.py on a 120 x 160 input, in float32 as detect.py runs.
+            # A seeded random image (stored in the fixture): the formula input repeats itself
+            # almost periodically, which gives tied scores whose NMS order is arbitrary.
+            img = torch.randn(1, 3, 120, 160, generator=torch.Generator().manual_seed(0)) * 50.0
+            dets, landms = detect_py(model.float(), img)
+            ties = len(dets[:, 4]) - len(set(dets[:, 4].tolist()))
+            print(f"  detect.py: {len(dets)} detections, scores {dets[:, 4].min():.3f}..{dets[:, 4].max():.3f}, {ties} tied")
+            save_file({"input": img.contiguous(), "dets": torch.from_numpy(dets).contiguous(),
+                       "landms": torch.from_numpy(landms.astype("float32")).contiguous()},
+                      os.path.join(OUT, "retinaface_mnet_detect.safetensors"),
+                      metadata={"generator": "tools/parity/retinaface_fixtures.py"})
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ mod error;
 mod loss;
 mod postprocess;
 pub mod retinaface;
+pub mod retinaface_detect;
 mod spec;
 mod targets;
 
@@ -18,6 +19,7 @@ pub use postprocess::Detection;
 pub use retinaface::{
     RetinaFaceNet, RetinaFaceNetConfig, RetinaFaceOutputs, RETINAFACE_MNET, RETINAFACE_R50,
 };
+pub use retinaface_detect::{retinaface_detect, retinaface_priors, FaceDetection, RetinaFaceTest};
 pub use spec::{
     AnchorSpec, AssignSpec, BackboneSpec, BoxLossSpec, CoderSpec, DetectorSpec, ExtraSourceSpec,
     FpnSpec, HeadNormSpec, HeadSpec, LossSpec, MobileNetSpec, NeckSpec, ResNetSpec, TestSpec,

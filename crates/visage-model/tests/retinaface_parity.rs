@@ -8,7 +8,10 @@ use burn::backend::Flex;
 use burn::prelude::*;
 use visage_backbone::weights::{formula_state_dict, load_state_dict, StateDict, TorchLayout};
 use visage_backbone::{BackboneConfig, MobileNetV1Config, ResNetConfig, ResNetDepth};
-use visage_model::{RetinaFaceNet, RetinaFaceNetConfig, RETINAFACE_MNET, RETINAFACE_R50};
+use visage_model::{
+    retinaface_detect, RetinaFaceNet, RetinaFaceNetConfig, RetinaFaceTest, RETINAFACE_MNET,
+    RETINAFACE_R50,
+};
 
 type B = Flex;
 
@@ -86,4 +89,63 @@ fn retinaface_resnet50_matches_pytorch_retinaface() {
         "retinaface_r50.safetensors",
         456 - 73,
     );
+}
+
+/// IoU of two xyxy boxes (continuous areas).
+fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
+    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = w * h;
+    inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+}
+
+/// `detect.py`'s pipeline (priors, softmax, decode, score > 0.02, top 5000, `py_cpu_nms` 0.4,
+/// keep 750) on a 120 × 160 input gives the same detections: same count, each matched
+/// one-to-one with box IoU > 0.99, score within 1e-3, landmarks within 0.05 px.
+#[test]
+fn retinaface_detections_match_detect_py() {
+    let device = Default::default();
+    let config = RetinaFaceNetConfig {
+        backbone: BackboneConfig::MobileNet(MobileNetV1Config::new()),
+        out_channels: 64,
+        anchors_per_location: 2,
+        frozen_bn: false,
+    };
+    let net: RetinaFaceNet<B> = config.init(&device);
+    let dict = formula_state_dict::<B, _>(&net, &RETINAFACE_MNET);
+    let net = load_state_dict::<B, _>(net, &dict, &RETINAFACE_MNET).unwrap();
+    let fx = fixture("retinaface_mnet_detect.safetensors");
+    let input = Tensor::<B, 4>::from_data(fx.to_f32("input").unwrap(), &device);
+    let ours = retinaface_detect(&net.forward(input), &RetinaFaceTest::default())
+        .pop()
+        .unwrap();
+    let dets: Vec<f32> = fx.to_f32("dets").unwrap().to_vec().unwrap();
+    let landms: Vec<f32> = fx.to_f32("landms").unwrap().to_vec().unwrap();
+    let theirs: Vec<([f32; 4], f32, &[f32])> = dets
+        .chunks(5)
+        .zip(landms.chunks(10))
+        .map(|(d, l)| ([d[0], d[1], d[2], d[3]], d[4], l))
+        .collect();
+    assert!(
+        theirs.len() > 100,
+        "the fixture exercises NMS ({} kept)",
+        theirs.len()
+    );
+    assert_eq!(ours.len(), theirs.len(), "detection count");
+    let mut used = vec![false; ours.len()];
+    for (bbox, score, marks) in &theirs {
+        let best = (0..ours.len())
+            .filter(|&i| !used[i] && (ours[i].score - score).abs() < 1e-3)
+            .max_by(|&i, &j| iou(ours[i].bbox, *bbox).total_cmp(&iou(ours[j].bbox, *bbox)))
+            .unwrap_or_else(|| panic!("no detection with score {score}"));
+        used[best] = true;
+        assert!(
+            iou(ours[best].bbox, *bbox) > 0.99,
+            "{:?} vs {bbox:?}",
+            ours[best].bbox
+        );
+        for (k, p) in ours[best].landmarks.iter().enumerate() {
+            assert!((p[0] - marks[2 * k]).abs() < 0.05 && (p[1] - marks[2 * k + 1]).abs() < 0.05);
+        }
+    }
 }
