@@ -1,5 +1,6 @@
 //! The official WIDER FACE evaluation (Easy / Medium / Hard AP exactly as the MATLAB
-//! `eval_tools`), a MATLAB v5 `.mat` reader and writer, and submission files.
+//! `eval_tools`), a MATLAB v5 `.mat` reader and writer, submission files, and precision-recall
+//! plots like the toolbox's `wider_plot` ([`plot_pr_curves`]).
 //!
 //! ```no_run
 //! # fn main() -> Result<(), visage_eval::EvalError> {
@@ -17,6 +18,7 @@ mod ground_truth_read;
 mod mat;
 mod mat_value;
 mod mat_write;
+pub mod plot;
 mod protocol;
 mod submission;
 
@@ -25,8 +27,10 @@ pub use ground_truth::{EventGt, FaceAttributes, GroundTruth, ImageGt, Setting};
 pub use mat::{parse_mat, read_mat};
 pub use mat_value::{MatValue, NumericClass};
 pub use mat_write::write_mat;
+pub use plot::{plot_pr_curves, PlotError};
 pub use protocol::{
-    evaluate, overlap_plus1, voc_ap, EvalReport, SettingResult, IOU_THRESHOLD, NUM_THRESHOLDS,
+    evaluate, overlap_plus1, voc_ap, EvalReport, ReportFile, ReportParseError, SettingResult,
+    IOU_THRESHOLD, NUM_THRESHOLDS,
 };
 pub use submission::{
     parse_submission, read_submission, write_submission, write_submission_all, Detection,

@@ -2,13 +2,13 @@
 //! detector over a split, or of an existing submission folder.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, ValueEnum};
-use visage_eval::{evaluate, read_submission, EvalReport, GroundTruth};
+use visage_eval::{evaluate, plot_pr_curves, read_submission, EvalReport, GroundTruth};
 use visage_train::checkpoint::{load_detector, resolve_checkpoint};
 use visage_train::validate::{detect_and_write_split, evaluate_split, Split};
 
@@ -44,19 +44,45 @@ pub struct EvalArgs {
     /// Folder with wider_face_val.mat and wider_{easy,medium,hard}_val.mat.
     #[arg(long, requires = "predictions")]
     gt: Option<PathBuf>,
-    /// Also write the report as JSON: {"easy": .., "medium": .., "hard": ..}.
+    /// Also write the report as JSON: {"easy": .., "medium": .., "hard": .., "num_faces": ..,
+    /// "curves": ..}, readable by `visage plot`.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also draw the precision-recall curves into this folder: pr_{easy,medium,hard}.{png,svg}.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Name of this run in the plot legend and the JSON (default in the plot: the run folder of
+    /// --weights, or the --predictions folder's name).
+    #[arg(long)]
+    label: Option<String>,
     /// Compute device: cpu, wgpu, cuda, cuda:N.
     #[arg(long, default_value = "cpu")]
     device: DeviceArg,
 }
 
-fn print_report(report: &EvalReport, json: Option<&PathBuf>) -> Result<()> {
+/// The last component of `path` (`"run"` when it has none).
+fn dir_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into())
+}
+
+/// Prints the report, writes `--json` and draws `--plot`; `default_label` names the curve when
+/// `--label` is not given.
+fn print_report(report: &EvalReport, args: &EvalArgs, default_label: &str) -> Result<()> {
     println!("{report}");
-    if let Some(path) = json {
-        std::fs::write(path, report.to_json())
+    if let Some(path) = &args.json {
+        std::fs::write(path, report.to_json_labelled(args.label.as_deref()))
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(dir) = &args.plot {
+        let label = args.label.as_deref().unwrap_or(default_label);
+        plot_pr_curves(&[(label, report)], dir)
+            .with_context(|| format!("drawing the PR curves into {}", dir.display()))?;
+        println!(
+            "PR curves written to {}/pr_{{easy,medium,hard}}.{{png,svg}}",
+            dir.display()
+        );
     }
     Ok(())
 }
@@ -115,7 +141,9 @@ impl BackendTask for SplitTask {
             out.display(),
             start.elapsed().as_secs_f64()
         );
-        print_report(&report, args.json.as_ref())
+        // runs/<name>/best -> <name>
+        let run_dir = checkpoint.parent().unwrap_or(&checkpoint);
+        print_report(&report, &args, &dir_name(run_dir))
     }
 }
 
@@ -148,7 +176,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             );
         }
         let report = evaluate(&gt, &submission.predictions);
-        return print_report(&report, args.json.as_ref());
+        return print_report(&report, &args, &dir_name(pred_dir));
     }
     let split = match args.split {
         Some(SplitArg::Val) => Split::Val,

@@ -13,6 +13,7 @@ mod backend;
 mod cmd_detect;
 mod cmd_eval;
 mod cmd_import;
+mod cmd_plot;
 mod cmd_synth;
 mod cmd_train;
 mod detect_output;
@@ -43,6 +44,8 @@ enum Command {
     Eval(cmd_eval::EvalArgs),
     /// Convert a PyTorch backbone checkpoint (.pth) to a verified safetensors file.
     Import(cmd_import::ImportArgs),
+    /// Overlay the precision-recall curves of saved reports (eval --json) as PNG and SVG.
+    Plot(cmd_plot::PlotArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Command::Detect(args) => cmd_detect::run(args),
         Command::Eval(args) => cmd_eval::run(args),
         Command::Import(args) => cmd_import::run(args),
+        Command::Plot(args) => cmd_plot::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
