@@ -23,6 +23,10 @@ pub struct SelectionPolicy {
     /// Clip boxes to the image (reads each image's header at open time; default true). When
     /// false, images are not touched until loading and the loader's crop clips instead.
     pub clip_to_image: bool,
+    /// When an image header cannot be read while clipping (missing, empty, corrupt file),
+    /// keep the record unclipped and list it in [`SelectionReport::unreadable`] instead of
+    /// failing (default true): the loader then applies `on_bad_image` to it.
+    pub skip_unreadable: bool,
 }
 
 impl Default for SelectionPolicy {
@@ -31,6 +35,7 @@ impl Default for SelectionPolicy {
             drop_invalid: true,
             min_size: 1.0,
             clip_to_image: true,
+            skip_unreadable: true,
         }
     }
 }
@@ -54,6 +59,8 @@ pub struct SelectionReport {
     pub dropped_outside: usize,
     /// Images with no face after selection (kept: they are negatives for training).
     pub images_without_faces: usize,
+    /// Images whose header could not be read (with `skip_unreadable`): full path and reason.
+    pub unreadable: Vec<(PathBuf, String)>,
 }
 
 /// Images and their selected annotations. `records[i].path` is relative to `images_dir`;
@@ -101,18 +108,25 @@ impl Dataset {
                 format!("{} is not ≥ 0", policy.min_size),
             ));
         }
-        let sizes: Vec<Option<(u32, u32)>> = if policy.clip_to_image {
+        // Per record: the image size (None when not clipping), or the unreadable file and why.
+        type Size = Result<Option<(u32, u32)>, (PathBuf, String)>;
+        let sizes: Vec<Size> = if policy.clip_to_image {
             records
                 .par_iter()
                 .map(|r| {
                     let p = images_dir.join(&r.path);
-                    image::image_dimensions(&p)
-                        .map(Some)
-                        .map_err(|e| DataError::image(&p, e))
+                    match image::image_dimensions(&p) {
+                        Ok(size) => Ok(Ok(size)),
+                        Err(e) if policy.skip_unreadable => Ok(Err((p, e.to_string()))),
+                        Err(e) => Err(DataError::image(&p, e)),
+                    }
                 })
-                .collect::<Result<_, _>>()?
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .map(|r| r.map(Some))
+                .collect::<Vec<_>>()
         } else {
-            vec![None; records.len()]
+            vec![Ok(None); records.len()]
         };
         let mut report = SelectionReport {
             images: records.len(),
@@ -120,6 +134,10 @@ impl Dataset {
         };
         let mut out = Vec::with_capacity(records.len());
         for (rec, size) in records.into_iter().zip(sizes) {
+            let size = size.unwrap_or_else(|reason| {
+                report.unreadable.push(reason);
+                None
+            });
             report.faces_read += rec.faces.len();
             let mut faces = Vec::with_capacity(rec.faces.len());
             for face in rec.faces {
@@ -251,6 +269,7 @@ mod tests {
                 clipped: 1,
                 dropped_outside: 1,
                 images_without_faces: 1,
+                unreadable: vec![],
             }
         );
         assert_eq!(ds.records[0].faces[1].bbox, [90.0, 70.0, 10.0, 10.0]);
@@ -260,6 +279,7 @@ mod tests {
             drop_invalid: false,
             min_size: 0.0,
             clip_to_image: false,
+            skip_unreadable: false,
         };
         let (ds, rep) = Dataset::open_wider(&txt, &images, &keep_all).unwrap();
         assert_eq!(
@@ -276,9 +296,21 @@ mod tests {
             path: "0--Parade/missing.jpg".into(),
             faces: vec![],
         }];
-        let e = Dataset::select(dir.path(), recs, &SelectionPolicy::default())
+        let strict = SelectionPolicy {
+            skip_unreadable: false,
+            ..SelectionPolicy::default()
+        };
+        let e = Dataset::select(dir.path(), recs.clone(), &strict)
             .unwrap_err()
             .to_string();
         assert!(e.contains("0--Parade/missing.jpg"), "{e}");
+        // By default the record is kept (unclipped) and listed; the loader decides.
+        let (ds, rep) = Dataset::select(dir.path(), recs, &SelectionPolicy::default()).unwrap();
+        assert_eq!(ds.len(), 1);
+        assert_eq!(rep.unreadable.len(), 1);
+        assert!(
+            rep.unreadable[0].0.ends_with("0--Parade/missing.jpg"),
+            "{rep:?}"
+        );
     }
 }

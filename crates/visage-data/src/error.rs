@@ -52,9 +52,59 @@ pub enum DataError {
         /// Why the value was rejected.
         message: String,
     },
+    /// A training image cannot be used: missing, unreadable, empty, not an image, corrupt or
+    /// truncated, or over the pixel limit. With `on_bad_image = "skip"` the loader replaces it
+    /// and reports it; with `"error"` this error stops training.
+    #[error("{}: bad image ({kind}): {detail}", path.display())]
+    BadImage {
+        /// The image file.
+        path: PathBuf,
+        /// What is wrong with it.
+        kind: BadImageKind,
+        /// The underlying error, or the dimensions over the limit.
+        detail: String,
+    },
+    /// With `on_bad_image = "skip"`, every image tried in place of a bad one was bad too.
+    #[error("no readable image: {tried} images tried in a row were bad (last: {last})")]
+    NoReadableImage {
+        /// Images tried.
+        tried: usize,
+        /// The last bad image and why.
+        last: String,
+    },
     /// The loader's worker threads failed (pool not built, or a worker panicked).
     #[error("loader workers: {0}")]
     Worker(String),
+}
+
+/// Why an image was rejected (see [`DataError::BadImage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BadImageKind {
+    /// The file does not exist.
+    Missing,
+    /// The file exists but cannot be opened or read.
+    Unreadable,
+    /// The file is empty (zero bytes).
+    Empty,
+    /// The content is no known image format (e.g. a text file named `.jpg`).
+    NotAnImage,
+    /// The header or data is invalid or truncated.
+    Corrupt,
+    /// Width × height is over `max_image_pixels` (checked on the header, before decoding).
+    TooLarge,
+}
+
+impl std::fmt::Display for BadImageKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BadImageKind::Missing => "missing",
+            BadImageKind::Unreadable => "unreadable",
+            BadImageKind::Empty => "empty",
+            BadImageKind::NotAnImage => "not an image",
+            BadImageKind::Corrupt => "corrupt",
+            BadImageKind::TooLarge => "too large",
+        })
+    }
 }
 
 impl DataError {

@@ -6,6 +6,7 @@
 pub mod augment;
 pub mod dataset;
 pub mod error;
+pub mod image_list;
 pub mod label_txt;
 pub mod loader;
 pub mod resize;
@@ -18,9 +19,13 @@ pub use augment::{
     CropScale, Sample,
 };
 pub use dataset::{Dataset, SelectionPolicy, SelectionReport};
-pub use error::DataError;
+pub use error::{BadImageKind, DataError};
+pub use image_list::{read_test_file_list, read_val_image_list, write_image_list, ImageListEntry};
 pub use label_txt::{read_label_txt, write_label_txt, LabelFace, LabelImage, Landmarks};
-pub use loader::{load_rgb, Batch, EpochIter, Loader, LoaderConfig, Target};
+pub use loader::{
+    load_rgb, load_rgb_limited, Batch, EpochIter, EpochSummary, FaceStats, Loader, LoaderConfig,
+    OnBadImage, SkippedImage, Target, DEFAULT_MAX_IMAGE_PIXELS,
+};
 pub use resize::{resize_rgb, resize_rgb_with, Interpolation};
 pub use synth::{generate, render, SynthConfig, SynthImage, SynthSplit, SynthSummary};
 pub use wider_txt::{

@@ -12,10 +12,27 @@
 //! Per epoch, the record order is shuffled by an RNG seeded from (seed, epoch); each sample is
 //! augmented with its own RNG seeded from (seed, epoch, record index), so a batch is the same
 //! whatever the thread count. Samples of a batch are processed on a rayon pool of `threads`
-//! workers built once; a background thread prepares up to two batches ahead of the consumer
-//! (bounded channel). The last incomplete batch is dropped.
+//! workers built once.
+//!
+//! Prefetching: [`Loader::epoch`] runs a producer thread that prepares batches in order and
+//! sends them through a bounded channel of `prefetch_batches` slots, so while the consumer
+//! (the training step) holds batch `k`, batches `k+1 ..= k+prefetch_batches` wait finished in
+//! the channel and batch `k+prefetch_batches+1` is being decoded. Order and content do not
+//! depend on the prefetch depth or the thread count. The last incomplete batch is dropped.
+//!
+//! Bad images (missing, unreadable, empty, not an image, corrupt or truncated, or over
+//! `max_image_pixels`, checked on the header before decoding): with
+//! [`OnBadImage::Error`] the batch fails with [`DataError::BadImage`] naming the file and the
+//! reason, and the epoch ends. With [`OnBadImage::Skip`] (default) the batch stays full: each
+//! bad slot is filled, in slot order, by the next good images of the epoch order after the
+//! batch (wrapping around), augmented with their own RNG stream; the bad files are listed in
+//! [`Batch::skipped`] and an [`EpochSummary`] aggregates them per epoch. Which image replaces
+//! which depends only on (seed, epoch, batch, the files), never on the thread count.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -31,7 +48,7 @@ use crate::augment::{
     to_chw_ordered, ChannelOrder, CropFallback, CropScale, Sample,
 };
 use crate::dataset::Dataset;
-use crate::error::DataError;
+use crate::error::{BadImageKind, DataError};
 use crate::label_txt::Landmarks;
 use crate::resize::Interpolation;
 
@@ -82,6 +99,38 @@ pub struct LoaderConfig {
     /// Faces whose shorter box side is below this many pixels of the S×S input are dropped
     /// (default 2).
     pub min_face_px: f32,
+    /// What a bad image does: skip it (replaced, reported; default) or stop with an error.
+    #[serde(default)]
+    pub on_bad_image: OnBadImage,
+    /// Images whose header says width × height is above this are bad (`too large`), checked
+    /// before decoding (default 50 000 000).
+    #[serde(default = "default_max_image_pixels")]
+    pub max_image_pixels: u64,
+    /// Finished batches waiting in the prefetch channel, 1..=64 (default 2).
+    #[serde(default = "default_prefetch")]
+    pub prefetch_batches: usize,
+}
+
+/// Default of [`LoaderConfig::max_image_pixels`]: 50 megapixels.
+pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 50_000_000;
+
+fn default_max_image_pixels() -> u64 {
+    DEFAULT_MAX_IMAGE_PIXELS
+}
+
+fn default_prefetch() -> usize {
+    2
+}
+
+/// What the loader does with an image it cannot use (`[data] on_bad_image`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnBadImage {
+    /// Replace it in the batch by the next good image and report it (default).
+    #[default]
+    Skip,
+    /// Stop with [`DataError::BadImage`] naming the file and the reason.
+    Error,
 }
 
 impl Default for LoaderConfig {
@@ -102,6 +151,9 @@ impl Default for LoaderConfig {
             mean: [123.675, 116.28, 103.53],
             std: [58.395, 57.12, 57.375],
             min_face_px: 2.0,
+            on_bad_image: OnBadImage::Skip,
+            max_image_pixels: DEFAULT_MAX_IMAGE_PIXELS,
+            prefetch_batches: 2,
         }
     }
 }
@@ -156,6 +208,15 @@ impl LoaderConfig {
                 format!("{} is not ≥ 0", self.min_face_px),
             ));
         }
+        if self.max_image_pixels == 0 {
+            return Err(DataError::config("max_image_pixels", "must be at least 1"));
+        }
+        if !(1..=64).contains(&self.prefetch_batches) {
+            return Err(DataError::config(
+                "prefetch_batches",
+                format!("{} is not in 1..=64", self.prefetch_batches),
+            ));
+        }
         Ok(())
     }
 }
@@ -187,8 +248,114 @@ pub struct Batch {
     pub size: usize,
     /// One target per image, in batch order.
     pub targets: Vec<Target>,
-    /// Dataset record index of each image, in batch order.
+    /// Dataset record index of each image, in batch order (a replacement's own index).
     pub indices: Vec<usize>,
+    /// Bad images met while making this batch (skip mode), in the order they were tried.
+    pub skipped: Vec<SkippedImage>,
+    /// What happened to the annotated faces of the batch's images.
+    pub faces: FaceStats,
+}
+
+/// An image skipped by the loader (see [`OnBadImage::Skip`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedImage {
+    /// Dataset record index.
+    pub index: usize,
+    /// The image file.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub kind: BadImageKind,
+    /// The decoder / I/O message.
+    pub detail: String,
+}
+
+/// Face counts of a batch (or an epoch, summed): boxes after dataset selection, clipped to
+/// the decoded image (only when the selection did not clip them), dropped by the random crop
+/// (centre outside; the others are clipped to the crop), and dropped below `min_face_px`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaceStats {
+    /// Annotated faces of the images used.
+    pub annotated: usize,
+    /// Boxes the loader had to clip to the decoded image.
+    pub clipped_to_image: usize,
+    /// Faces the crop left out (centre outside the crop).
+    pub dropped_by_crop: usize,
+    /// Faces below `min_face_px` after resizing.
+    pub dropped_small: usize,
+    /// Faces in the targets.
+    pub kept: usize,
+}
+
+impl FaceStats {
+    fn add(&mut self, o: &FaceStats) {
+        self.annotated += o.annotated;
+        self.clipped_to_image += o.clipped_to_image;
+        self.dropped_by_crop += o.dropped_by_crop;
+        self.dropped_small += o.dropped_small;
+        self.kept += o.kept;
+    }
+}
+
+/// Per-epoch totals of the loader's [`Batch::skipped`] and [`Batch::faces`], for the trainer's
+/// end-of-epoch report. A file skipped twice in an epoch (tried as a replacement, then in its
+/// own batch) counts once.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EpochSummary {
+    /// Batches added.
+    pub batches: usize,
+    /// Distinct skipped images by record index.
+    pub skipped: BTreeMap<usize, SkippedImage>,
+    /// Face counts, summed.
+    pub faces: FaceStats,
+}
+
+impl EpochSummary {
+    /// Adds one batch.
+    pub fn add(&mut self, batch: &Batch) {
+        self.batches += 1;
+        for s in &batch.skipped {
+            self.skipped.entry(s.index).or_insert_with(|| s.clone());
+        }
+        self.faces.add(&batch.faces);
+    }
+
+    /// `"2 images skipped (corrupt: a.jpg, b.jpg; missing: c.jpg)"`, naming at most
+    /// `max_files` files (file names only), or `None` when nothing was skipped.
+    pub fn skipped_line(&self, max_files: usize) -> Option<String> {
+        if self.skipped.is_empty() {
+            return None;
+        }
+        let mut by_kind: BTreeMap<BadImageKind, Vec<String>> = BTreeMap::new();
+        for s in self.skipped.values() {
+            let name = s.path.file_name().unwrap_or(s.path.as_os_str());
+            by_kind
+                .entry(s.kind)
+                .or_default()
+                .push(name.to_string_lossy().into_owned());
+        }
+        let mut left = max_files;
+        let mut parts = Vec::new();
+        for (kind, names) in by_kind {
+            let shown: Vec<String> = names.iter().take(left).cloned().collect();
+            left -= shown.len();
+            let more = names.len() - shown.len();
+            let mut p = format!("{kind}: {}", shown.join(", "));
+            if more > 0 {
+                if shown.is_empty() {
+                    p = format!("{kind}: {more}");
+                } else {
+                    p.push_str(&format!(" and {more} more"));
+                }
+            }
+            parts.push(p);
+        }
+        let n = self.skipped.len();
+        Some(format!(
+            "{n} image{} skipped ({})",
+            if n == 1 { "" } else { "s" },
+            parts.join("; ")
+        ))
+    }
 }
 
 impl Batch {
@@ -211,6 +378,69 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, DataError> {
     Ok(reader
         .decode()
         .map_err(|e| DataError::image(path, e))?
+        .to_rgb8())
+}
+
+/// Decodes an image file to RGB, refusing files whose header says width × height is above
+/// `max_pixels` before any pixel is decoded. Every failure is a [`DataError::BadImage`] naming
+/// the file and the reason.
+pub fn load_rgb_limited(path: &Path, max_pixels: u64) -> Result<RgbImage, DataError> {
+    let bad = |kind: BadImageKind, detail: String| DataError::BadImage {
+        path: path.to_path_buf(),
+        kind,
+        detail,
+    };
+    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => bad(BadImageKind::Missing, e.to_string()),
+        _ => bad(BadImageKind::Unreadable, e.to_string()),
+    })?;
+    let len = file
+        .metadata()
+        .map_err(|e| bad(BadImageKind::Unreadable, e.to_string()))?
+        .len();
+    if len == 0 {
+        return Err(bad(BadImageKind::Empty, "zero-byte file".into()));
+    }
+    // Without a path, the reader guesses the format from the content only.
+    let mut reader = image::ImageReader::new(BufReader::new(file))
+        .with_guessed_format()
+        .map_err(|e| bad(BadImageKind::Unreadable, e.to_string()))?;
+    let from_content = reader.format().is_some();
+    if !from_content {
+        match image::ImageFormat::from_path(path) {
+            Ok(f) => reader.set_format(f),
+            Err(_) => {
+                return Err(bad(
+                    BadImageKind::NotAnImage,
+                    "unknown format (content and extension)".into(),
+                ))
+            }
+        }
+    }
+    let fail = |e: image::ImageError| {
+        let kind = match &e {
+            image::ImageError::IoError(_) if from_content => BadImageKind::Corrupt,
+            image::ImageError::IoError(_) => BadImageKind::NotAnImage,
+            image::ImageError::Limits(_) => BadImageKind::TooLarge,
+            _ if from_content => BadImageKind::Corrupt,
+            _ => BadImageKind::NotAnImage,
+        };
+        bad(kind, e.to_string())
+    };
+    let decoder = reader.into_decoder().map_err(fail)?;
+    let (w, h) = image::ImageDecoder::dimensions(&decoder);
+    let pixels = w as u64 * h as u64;
+    if pixels > max_pixels {
+        return Err(bad(
+            BadImageKind::TooLarge,
+            format!("{w}×{h} = {pixels} pixels, over max_image_pixels = {max_pixels}"),
+        ));
+    }
+    if pixels == 0 {
+        return Err(bad(BadImageKind::Corrupt, format!("{w}×{h} image")));
+    }
+    Ok(image::DynamicImage::from_decoder(decoder)
+        .map_err(fail)?
         .to_rgb8())
 }
 
@@ -238,29 +468,48 @@ impl Inner {
         order
     }
 
-    /// Decodes and augments record `index`: `[3, S, S]` values and the target.
-    fn sample(&self, epoch: usize, index: usize) -> Result<(Vec<f32>, Target), DataError> {
+    /// Decodes and augments record `index`: `[3, S, S]` values, the target and its face
+    /// counts. `salt` 0 is the record's own RNG stream; replacements use another.
+    fn sample(
+        &self,
+        epoch: usize,
+        index: usize,
+        salt: u64,
+    ) -> Result<(Vec<f32>, Target, FaceStats), DataError> {
         let cfg = &self.cfg;
         let rec = &self.dataset.records[index];
-        let image = load_rgb(&self.dataset.images_dir.join(&rec.path))?;
+        let image = load_rgb_limited(
+            &self.dataset.images_dir.join(&rec.path),
+            cfg.max_image_pixels,
+        )?;
         let (w, h) = (image.width() as f32, image.height() as f32);
-        let boxes = rec
+        let mut stats = FaceStats {
+            annotated: rec.faces.len(),
+            ..FaceStats::default()
+        };
+        let boxes: Vec<[f32; 4]> = rec
             .faces
             .iter()
             .map(|f| {
                 let [x, y, bw, bh] = f.bbox;
-                [
+                let b = [
                     x.clamp(0.0, w),
                     y.clamp(0.0, h),
                     (x + bw).clamp(0.0, w),
                     (y + bh).clamp(0.0, h),
-                ]
+                ];
+                if b != [x, y, x + bw, y + bh] {
+                    stats.clipped_to_image += 1;
+                }
+                b
             })
             .collect();
         let landmarks = rec.faces.iter().map(|f| f.landmarks).collect();
-        let mut rng = ChaCha8Rng::seed_from_u64(splitmix(
-            splitmix(cfg.seed ^ 0xA5A5_0000) ^ ((epoch as u64) << 32) ^ index as u64,
-        ));
+        let mut seed = splitmix(cfg.seed ^ 0xA5A5_0000) ^ ((epoch as u64) << 32) ^ index as u64;
+        if salt != 0 {
+            seed = splitmix(seed ^ splitmix(salt));
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(splitmix(seed));
         let fill = mean_pixel(cfg.mean, cfg.channel_order);
         let mut s = Sample {
             image,
@@ -278,7 +527,9 @@ impl Inner {
         } else {
             CropFallback::AroundFace
         };
+        let before_crop = s.boxes.len();
         let s = random_square_crop(s, &mut rng, &cfg.crop_scale, fallback);
+        stats.dropped_by_crop = before_crop.saturating_sub(s.boxes.len());
         let flip = rng.random::<f32>() < cfg.flip_prob;
         let s = if flip { horizontal_flip(s) } else { s };
         let interp = if cfg.random_interpolation {
@@ -295,33 +546,122 @@ impl Inner {
             if (b[2] - b[0]).min(b[3] - b[1]) >= cfg.min_face_px.max(f32::MIN_POSITIVE) {
                 target.boxes.push(*b);
                 target.landmarks.push(*lm);
+            } else {
+                stats.dropped_small += 1;
             }
         }
+        stats.kept = target.boxes.len();
         Ok((
             to_chw_ordered(&s.image, cfg.mean, cfg.std, cfg.channel_order),
             target,
+            stats,
         ))
     }
 
-    fn batch(&self, epoch: usize, indices: &[usize]) -> Result<Batch, DataError> {
-        let parts: Vec<(Vec<f32>, Target)> = self.pool.install(|| {
-            indices
-                .par_iter()
-                .map(|&i| self.sample(epoch, i))
-                .collect::<Result<_, _>>()
-        })?;
+    /// Samples `(index, salt)` on the pool, in order.
+    #[allow(clippy::type_complexity)]
+    fn samples(
+        &self,
+        epoch: usize,
+        jobs: &[(usize, u64)],
+    ) -> Vec<Result<(Vec<f32>, Target, FaceStats), DataError>> {
+        self.pool.install(|| {
+            jobs.par_iter()
+                .map(|&(i, salt)| self.sample(epoch, i, salt))
+                .collect()
+        })
+    }
+
+    /// In skip mode, a bad image's error becomes a [`SkippedImage`]; any other error stays.
+    fn skip_or_fail(&self, index: usize, e: DataError) -> Result<SkippedImage, DataError> {
+        match e {
+            DataError::BadImage { path, kind, detail }
+                if self.cfg.on_bad_image == OnBadImage::Skip =>
+            {
+                Ok(SkippedImage {
+                    index,
+                    path,
+                    kind,
+                    detail,
+                })
+            }
+            e => Err(e),
+        }
+    }
+
+    /// Batch `b` of `epoch` (`order` is the epoch's record order).
+    fn batch(&self, epoch: usize, order: &[usize], b: usize) -> Result<Batch, DataError> {
+        let bs = self.cfg.batch_size;
+        let own: Vec<(usize, u64)> = order[b * bs..(b + 1) * bs]
+            .iter()
+            .map(|&i| (i, 0))
+            .collect();
+        let mut slots = Vec::with_capacity(bs);
+        let mut skipped = Vec::new();
+        for (&(i, _), r) in own.iter().zip(self.samples(epoch, &own)) {
+            match r {
+                Ok(part) => slots.push(Some((i, part))),
+                Err(e) => {
+                    skipped.push(self.skip_or_fail(i, e)?);
+                    slots.push(None);
+                }
+            }
+        }
+        // Fill the bad slots, in slot order, with the next good images of the epoch order
+        // after this batch (wrapping around). Candidates are tried in chunks of the number of
+        // slots still empty, so the result is the sequential one whatever the thread count.
+        let mut next = (b + 1) * bs;
+        let mut tried = 0;
+        loop {
+            let empty: Vec<usize> = (0..bs).filter(|&k| slots[k].is_none()).collect();
+            if empty.is_empty() {
+                break;
+            }
+            let n = empty.len().min(order.len() - tried);
+            if n == 0 {
+                let last = skipped.last().map_or_else(String::new, |s: &SkippedImage| {
+                    format!("{}: {}", s.path.display(), s.kind)
+                });
+                return Err(DataError::NoReadableImage { tried, last });
+            }
+            let jobs: Vec<(usize, u64)> = (0..n)
+                .map(|k| {
+                    let pos = (next + k) % order.len();
+                    (order[pos], ((b as u64) << 32 | pos as u64) + 1)
+                })
+                .collect();
+            let mut fill = empty.into_iter();
+            for (&(i, _), r) in jobs.iter().zip(self.samples(epoch, &jobs)) {
+                match r {
+                    Ok(part) => {
+                        if let Some(k) = fill.next() {
+                            slots[k] = Some((i, part));
+                        }
+                    }
+                    Err(e) => skipped.push(self.skip_or_fail(i, e)?),
+                }
+            }
+            next += n;
+            tried += n;
+        }
         let s = self.cfg.input_size as usize;
-        let mut images = Vec::with_capacity(parts.len() * 3 * s * s);
-        let mut targets = Vec::with_capacity(parts.len());
-        for (img, t) in parts {
+        let mut images = Vec::with_capacity(bs * 3 * s * s);
+        let mut targets = Vec::with_capacity(bs);
+        let mut indices = Vec::with_capacity(bs);
+        let mut faces = FaceStats::default();
+        for (i, (img, t, st)) in slots.into_iter().flatten() {
             images.extend_from_slice(&img);
             targets.push(t);
+            indices.push(i);
+            faces.add(&st);
         }
         Ok(Batch {
             images,
             size: s,
             targets,
-            indices: indices.to_vec(),
+            indices,
+            skipped,
+            faces,
         })
     }
 }
@@ -362,7 +702,6 @@ impl Loader {
 
     /// Batch `batch` of `epoch`, computed on the calling thread (plus the worker pool).
     pub fn batch(&self, epoch: usize, batch: usize) -> Result<Batch, DataError> {
-        let bs = self.inner.cfg.batch_size;
         if batch >= self.batches_per_epoch() {
             return Err(DataError::config(
                 "batch",
@@ -370,23 +709,25 @@ impl Loader {
             ));
         }
         let order = self.inner.order(epoch);
-        self.inner
-            .batch(epoch, &order[batch * bs..(batch + 1) * bs])
+        self.inner.batch(epoch, &order, batch)
     }
 
-    /// The batches of `epoch`, prepared in a background thread up to two ahead. After an error
-    /// (e.g. an unreadable image, named in the error) the iterator ends.
+    /// The batches of `epoch`, prepared in a background thread: `prefetch_batches` finished
+    /// ones wait in a bounded channel while the next is being made (see the module docs).
+    /// After an error (e.g. a bad image in error mode, named in the error) the iterator ends.
     pub fn epoch(&self, epoch: usize) -> EpochIter {
         let inner = Arc::clone(&self.inner);
         let n = self.batches_per_epoch();
-        let (tx, rx) = sync_channel(2);
+        let prepared = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&prepared);
+        let (tx, rx) = sync_channel(self.inner.cfg.prefetch_batches);
         let handle = std::thread::Builder::new()
             .name("visage-data-prefetch".into())
             .spawn(move || {
                 let order = inner.order(epoch);
-                let bs = inner.cfg.batch_size;
                 for b in 0..n {
-                    let item = inner.batch(epoch, &order[b * bs..(b + 1) * bs]);
+                    let item = inner.batch(epoch, &order, b);
+                    counter.fetch_add(1, Ordering::SeqCst);
                     let failed = item.is_err();
                     if tx.send(item).is_err() || failed {
                         return;
@@ -399,6 +740,7 @@ impl Loader {
                 handle: Some(h),
                 remaining: n,
                 spawn_error: None,
+                prepared,
             },
             Err(e) => EpochIter {
                 rx: None,
@@ -407,6 +749,7 @@ impl Loader {
                 spawn_error: Some(DataError::Worker(format!(
                     "cannot spawn the prefetch thread: {e}"
                 ))),
+                prepared,
             },
         }
     }
@@ -418,6 +761,14 @@ pub struct EpochIter {
     handle: Option<JoinHandle<()>>,
     remaining: usize,
     spawn_error: Option<DataError>,
+    prepared: Arc<AtomicUsize>,
+}
+
+impl EpochIter {
+    /// Batches the producer thread has finished so far (received or waiting in the channel).
+    pub fn prepared(&self) -> usize {
+        self.prepared.load(Ordering::SeqCst)
+    }
 }
 
 impl Iterator for EpochIter {

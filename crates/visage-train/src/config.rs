@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use visage_data::{ChannelOrder, CropScale};
+use visage_data::{ChannelOrder, CropScale, OnBadImage, DEFAULT_MAX_IMAGE_PIXELS};
 use visage_model::{DetectorSpec, TestSpec};
 
 use crate::error::TrainError;
@@ -87,6 +87,18 @@ pub struct DataSpec {
     /// Decoding / augmentation threads.
     #[serde(default = "two")]
     pub threads: usize,
+    /// A training image that is missing, unreadable, empty, not an image, corrupt or over
+    /// `max_image_pixels`: `"skip"` (default) replaces it in its batch by the next good image
+    /// and reports it at the end of the epoch; `"error"` stops training naming the file.
+    #[serde(default)]
+    pub on_bad_image: OnBadImage,
+    /// Largest width × height decoded; larger images (by their header) are bad images
+    /// (default 50 000 000).
+    #[serde(default = "max_image_pixels")]
+    pub max_image_pixels: u64,
+    /// Batches prepared ahead of the training step (bounded channel), 1..=64 (default 2).
+    #[serde(default = "two")]
+    pub prefetch_batches: usize,
 }
 
 /// `[data.synth]`: the synthetic WIDER FACE set generated when `data.root` is empty.
@@ -174,6 +186,9 @@ fn two() -> usize {
 }
 fn one() -> f32 {
     1.0
+}
+fn max_image_pixels() -> u64 {
+    DEFAULT_MAX_IMAGE_PIXELS
 }
 fn min_face_px() -> f32 {
     2.0
@@ -283,6 +298,12 @@ impl ExperimentConfig {
         }
         if d.threads == 0 {
             return Err(invalid("data.threads", "must be at least 1"));
+        }
+        if d.max_image_pixels == 0 {
+            return Err(invalid("data.max_image_pixels", "must be at least 1"));
+        }
+        if !(1..=64).contains(&d.prefetch_batches) {
+            return Err(invalid("data.prefetch_batches", "must be in 1..=64"));
         }
         if let Some(s) = &d.synth {
             if s.train_images == 0 || s.val_images == 0 {
@@ -435,6 +456,50 @@ mod tests {
                 "expand_max_ratio = 2.0\nexpand_prob = 2.0",
                 "data.expand_prob",
             ),
+        ] {
+            let err = with(line).unwrap().validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn bad_image_and_prefetch_keys_default_parse_and_validate() {
+        let base = std::fs::read_to_string(quickstart_path()).unwrap();
+        let quick: ExperimentConfig = toml::from_str(&base).unwrap();
+        assert_eq!(quick.data.on_bad_image, OnBadImage::Skip);
+        assert_eq!(quick.data.max_image_pixels, 50_000_000);
+        assert_eq!(quick.data.prefetch_batches, 2);
+        let with = |lines: &str| {
+            let text = base.replace("crop_scale = [0.3, 1.0]", lines);
+            assert_ne!(text, base);
+            toml::from_str::<ExperimentConfig>(&text)
+        };
+        let c = with(
+            "crop_scale = [0.3, 1.0]
+on_bad_image = \"error\"
+max_image_pixels = 1000
+             prefetch_batches = 4",
+        )
+        .unwrap();
+        assert_eq!(c.data.on_bad_image, OnBadImage::Error);
+        assert_eq!(
+            (c.data.max_image_pixels, c.data.prefetch_batches),
+            (1000, 4)
+        );
+        c.validate().unwrap();
+        let again: ExperimentConfig = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(c, again);
+        for bad in [
+            "on_bad_image = \"ignore\"",
+            "on_bad_image = true",
+            "max_image_pixels = -1",
+        ] {
+            assert!(with(bad).is_err(), "{bad}");
+        }
+        for (line, key) in [
+            ("max_image_pixels = 0", "data.max_image_pixels"),
+            ("prefetch_batches = 0", "data.prefetch_batches"),
+            ("prefetch_batches = 65", "data.prefetch_batches"),
         ] {
             let err = with(line).unwrap().validate().unwrap_err().to_string();
             assert!(err.contains(key), "{line}: {err}");

@@ -11,7 +11,7 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::TensorData;
 use indicatif::{ProgressBar, ProgressStyle};
-use visage_data::{Batch, Loader, LoaderConfig};
+use visage_data::{Batch, EpochSummary, Loader, LoaderConfig};
 use visage_model::{Detector, FaceTargets, LossValues};
 
 use crate::checkpoint::{load_for_resume, publish_checkpoint, save_checkpoint, TrainState};
@@ -111,6 +111,25 @@ pub fn train<B: AutodiffBackend>(
         report.dropped_outside,
         report.clipped
     );
+    if let Some((path, reason)) = report.unreadable.first() {
+        // The loader applies `on_bad_image` to these; in error mode, stop before training.
+        if config.data.on_bad_image == visage_data::OnBadImage::Error {
+            let max = config.data.max_image_pixels;
+            return Err(match visage_data::load_rgb_limited(path, max) {
+                Err(e) => e.into(),
+                Ok(_) => TrainError::Data(visage_data::DataError::BadImage {
+                    path: path.clone(),
+                    kind: visage_data::BadImageKind::Corrupt,
+                    detail: reason.clone(),
+                }),
+            });
+        }
+        eprintln!(
+            "train set: {} image(s) with an unreadable header, skipped when loaded (first: {}: {reason})",
+            report.unreadable.len(),
+            path.display()
+        );
+    }
     let spec = &config.train;
     let loader = Loader::new(
         dataset,
@@ -130,6 +149,9 @@ pub fn train<B: AutodiffBackend>(
             mean: config.data.mean,
             std: config.data.std,
             min_face_px: config.data.min_face_px,
+            on_bad_image: config.data.on_bad_image,
+            max_image_pixels: config.data.max_image_pixels,
+            prefetch_batches: config.data.prefetch_batches,
         },
     )?;
     let iters_per_epoch = loader.batches_per_epoch();
@@ -255,8 +277,10 @@ impl Run<'_> {
             let epoch_start = Instant::now();
             let mut epoch_loss = 0.0f64;
             let mut epoch_steps = 0usize;
+            let mut data_summary = EpochSummary::default();
             for batch in loader.epoch(epoch) {
                 let batch = batch?;
+                data_summary.add(&batch);
                 let lr = schedule.lr(state.iteration);
                 let (images, faces) = batch_to_tensors::<B>(batch, device);
                 let outputs = model.forward(images);
@@ -316,6 +340,20 @@ impl Run<'_> {
                 (epoch_steps * spec.batch_size) as f64 / epoch_start.elapsed().as_secs_f64(),
                 epoch_start.elapsed().as_secs_f64()
             );
+            let f = &data_summary.faces;
+            eprintln!(
+                "epoch {}: faces {} annotated, {} kept ({} outside the crop, {} below min_face_px \
+                 dropped; {} clipped to the image)",
+                epoch + 1,
+                f.annotated,
+                f.kept,
+                f.dropped_by_crop,
+                f.dropped_small,
+                f.clipped_to_image
+            );
+            if let Some(line) = data_summary.skipped_line(5) {
+                eprintln!("epoch {}: {line}", epoch + 1);
+            }
 
             let validate_now = spec.eval_every > 0
                 && (state.epochs_done % spec.eval_every == 0 || state.epochs_done == spec.epochs);
