@@ -163,7 +163,9 @@ pub fn parse_wider_txt(text: &str, path: &Path) -> Result<Vec<ImageAnnotation>, 
             )
         })?;
         i += 2;
-        let mut faces = Vec::with_capacity(count);
+        // The count is untrusted: never reserve more faces than there are lines left (a huge
+        // count would otherwise overflow the capacity or abort on allocation).
+        let mut faces = Vec::with_capacity(count.min(lines.len().saturating_sub(i)));
         if count == 0 {
             if lines.get(i).is_some_and(|l| is_zero_line(l)) {
                 i += 1;
@@ -366,6 +368,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("gt.txt:3: column `illumination`"), "{e}");
+    }
+
+    #[test]
+    fn huge_face_count_is_an_error_not_a_panic() {
+        // Found by `tests/fuzz_readers.rs` (shrunk): `Vec::with_capacity(count)` panicked with
+        // "capacity overflow" (a count of 2^40 would abort on allocation instead).
+        let text = "0--a/_.jpg\n18446744073709551615\n0 0 0 0 0 0 0 0 0 0 \n0--A/_.jpg\n0\n0 0 0 0 0 0 0 0 0 0 \n";
+        let e = parse_wider_txt(text, Path::new("gt.txt"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("gt.txt:4: expected 10 values"), "{e}");
+        let text = format!("a/x.jpg\n{}\n1 2 3 4 0 0 0 0 0 0 \n", 1usize << 40);
+        let e = parse_wider_txt(&text, Path::new("gt.txt"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("gt.txt:4: end of file"), "{e}");
     }
 
     #[test]
