@@ -1,0 +1,68 @@
+//! Times RetinaFace-MobileNet-0.25 inference on the CPU (Flex): forward, then `detect.py`'s
+//! post-processing, for `benches/RESULTS.md` beside `tools/bench/retinaface_torch.py`.
+//!
+//! ```text
+//! cargo run -p visage-model --example retinaface_bench -- 480 640 [iterations]
+//! RAYON_NUM_THREADS=1 cargo run -p visage-model --example retinaface_bench -- 480 640
+//! ```
+//! Weights: the parity formula (so every prior scores ≈ 0.4–0.7 and post-processing sees the
+//! worst case, 5000 candidates into NMS). Input: a seeded random image, batch 1.
+
+use std::time::Instant;
+
+use burn::backend::Flex;
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use visage_backbone::weights::{formula_state_dict, formula_values, load_state_dict};
+use visage_backbone::{BackboneConfig, MobileNetV1Config};
+use visage_model::{
+    retinaface_detect, RetinaFaceNet, RetinaFaceNetConfig, RetinaFaceTest, RETINAFACE_MNET,
+};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let h: usize = args.first().map_or(480, |v| v.parse().expect("height"));
+    let w: usize = args.get(1).map_or(640, |v| v.parse().expect("width"));
+    let iterations: usize = args.get(2).map_or(10, |v| v.parse().expect("iterations"));
+    let device = Default::default();
+    let net: RetinaFaceNet<Flex> = RetinaFaceNetConfig {
+        backbone: BackboneConfig::MobileNet(MobileNetV1Config::new().with_frozen_bn(true)),
+        out_channels: 64,
+        anchors_per_location: 2,
+        frozen_bn: true,
+    }
+    .init(&device);
+    let dict = formula_state_dict::<Flex, _>(&net, &RETINAFACE_MNET);
+    let net = load_state_dict::<Flex, _>(net, &dict, &RETINAFACE_MNET).expect("formula weights");
+    let pixels: Vec<f32> = formula_values("input", &[1, 3, h, w])
+        .into_iter()
+        .map(|v| v * 50.0)
+        .collect();
+    let input = Tensor::<Flex, 4>::from_data(TensorData::new(pixels, [1, 3, h, w]), &device);
+    let test = RetinaFaceTest::default();
+    let (mut forward, mut post, mut kept) = (Vec::new(), Vec::new(), 0);
+    for i in 0..iterations + 2 {
+        let t = Instant::now();
+        let out = net.forward(input.clone());
+        // Flex runs eagerly: the outputs exist when forward returns.
+        let f = t.elapsed().as_secs_f64() * 1e3;
+        let t = Instant::now();
+        let dets = retinaface_detect(&out, &test);
+        let p = t.elapsed().as_secs_f64() * 1e3;
+        kept = dets[0].len();
+        if i >= 2 {
+            forward.push(f);
+            post.push(p);
+        }
+    }
+    forward.sort_by(f64::total_cmp);
+    post.sort_by(f64::total_cmp);
+    let (f, p) = (forward[forward.len() / 2], post[post.len() / 2]);
+    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
+    println!(
+        "visage/Flex RetinaFace-mnet {h}x{w} threads={threads}: forward {f:.1} ms + post-processing \
+         {p:.1} ms = {:.1} ms/image (median of {iterations}); post-processing {:.1} %; {kept} kept",
+        f + p,
+        100.0 * p / (f + p)
+    );
+}
