@@ -153,19 +153,7 @@ fn detect_split<B: Backend>(
     for (event, name, relative) in images {
         let image = load_rgb(&dir.join(&relative))?;
         let prepared = prepare_image(&image, data.mean, data.std, data.channel_order, max_size);
-        let detections: Vec<visage_eval::Detection> = detect_prepared(model, prepared, device)
-            .into_iter()
-            .map(|d| {
-                let [x1, y1, x2, y2] = d.bbox;
-                visage_eval::Detection {
-                    x: x1,
-                    y: y1,
-                    w: x2 - x1,
-                    h: y2 - y1,
-                    score: d.score,
-                }
-            })
-            .collect();
+        let detections = to_wider(&detect_prepared(model, prepared, device));
         if let Some(out) = out {
             write_submission(out, &event, &name, &detections)?;
         }
@@ -202,4 +190,21 @@ pub fn evaluate_split<B: Backend>(
     let gt = GroundTruth::read_dir(&ground_truth_dir(&data.root))?;
     let predictions = detect_split(model, data, split, out, progress, device)?;
     Ok(evaluate(&gt, &predictions))
+}
+
+/// Detections as WIDER FACE submission entries (`x y w h score`, pixels).
+pub fn to_wider(detections: &[visage_model::Detection]) -> Vec<visage_eval::Detection> {
+    detections
+        .iter()
+        .map(|d| {
+            let [x1, y1, x2, y2] = d.bbox;
+            visage_eval::Detection {
+                x: x1,
+                y: y1,
+                w: x2 - x1,
+                h: y2 - y1,
+                score: d.score,
+            }
+        })
+        .collect()
 }

@@ -168,19 +168,7 @@ fn write_wider(dir: &Path, path: &Path, detections: &[Detection]) -> Result<()> 
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "image".into());
-    let dets: Vec<visage_eval::Detection> = detections
-        .iter()
-        .map(|d| {
-            let [x1, y1, x2, y2] = d.bbox;
-            visage_eval::Detection {
-                x: x1,
-                y: y1,
-                w: x2 - x1,
-                h: y2 - y1,
-                score: d.score,
-            }
-        })
-        .collect();
+    let dets = visage_train::validate::to_wider(detections);
     visage_eval::write_submission(dir, &event, &stem, &dets)
         .with_context(|| format!("writing the submission file of {}", path.display()))?;
     Ok(())
