@@ -12,7 +12,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::error::{read_text, write_text, DataError};
+use crate::error::{write_text, DataError};
+use crate::wider_txt::read_list_lines;
 
 /// One image of a list.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -65,26 +66,14 @@ impl ImageListEntry {
 }
 
 fn read_image_list(path: &Path) -> Result<Vec<ImageListEntry>, DataError> {
-    let text = read_text(path)?;
     let mut out = Vec::new();
     let mut seen: HashMap<ImageListEntry, usize> = HashMap::new();
-    for (k, line) in text.lines().enumerate() {
-        let t = line.trim();
-        if t.is_empty() {
-            continue;
-        }
-        if t.split_whitespace().count() != 1 {
+    for (line, t) in read_list_lines(path)? {
+        let entry = ImageListEntry::parse(&t).map_err(|m| DataError::parse(path, line, m))?;
+        if let Some(first) = seen.insert(entry.clone(), line) {
             return Err(DataError::parse(
                 path,
-                k + 1,
-                format!("expected one image path, found `{t}`"),
-            ));
-        }
-        let entry = ImageListEntry::parse(t).map_err(|m| DataError::parse(path, k + 1, m))?;
-        if let Some(first) = seen.insert(entry.clone(), k + 1) {
-            return Err(DataError::parse(
-                path,
-                k + 1,
+                line,
                 format!("`{}` is already listed on line {first}", entry.path()),
             ));
         }

@@ -238,6 +238,15 @@ pub fn write_wider_txt(path: &Path, images: &[ImageAnnotation]) -> Result<(), Da
 /// Reads a list of image paths, one per line (test file list, `wider_val.txt`). Blank lines are
 /// skipped, surrounding whitespace and a leading `/` are removed.
 pub fn read_path_list(path: &Path) -> Result<Vec<String>, DataError> {
+    Ok(read_list_lines(path)?
+        .into_iter()
+        .map(|(_, t)| t.trim_start_matches('/').to_string())
+        .collect())
+}
+
+/// The non-blank lines of a one-path-per-line list, trimmed, with their 1-based line numbers;
+/// a line holding more than one token is an error with `file:line`.
+pub(crate) fn read_list_lines(path: &Path) -> Result<Vec<(usize, String)>, DataError> {
     let text = read_text(path)?;
     let mut out = Vec::new();
     for (k, l) in text.lines().enumerate() {
@@ -252,7 +261,7 @@ pub fn read_path_list(path: &Path) -> Result<Vec<String>, DataError> {
                 format!("expected one image path, found `{t}`"),
             ));
         }
-        out.push(t.trim_start_matches('/').to_string());
+        out.push((k + 1, t.to_string()));
     }
     Ok(out)
 }
