@@ -50,7 +50,7 @@ struct Taps {
 
 fn taps(src: usize, dst: usize, interp: Interpolation) -> Taps {
     match interp {
-        Interpolation::Bilinear => triangle_taps(src, dst),
+        Interpolation::Bilinear => kernel_taps(src, dst, 1.0, triangle),
         Interpolation::Nearest => nearest_taps(src, dst),
         Interpolation::Area => area_taps(src, dst),
         Interpolation::Bicubic => kernel_taps(src, dst, 2.0, catmull_rom),
@@ -58,37 +58,8 @@ fn taps(src: usize, dst: usize, interp: Interpolation) -> Taps {
     }
 }
 
-fn triangle_taps(src: usize, dst: usize) -> Taps {
-    let scale = dst as f32 / src as f32;
-    let support = (1.0 / scale).max(1.0);
-    let len = (2.0 * support).ceil() as usize + 1;
-    let mut start = Vec::with_capacity(dst);
-    let mut weights = vec![0.0f32; dst * len];
-    for i in 0..dst {
-        let centre = (i as f32 + 0.5) / scale - 0.5;
-        let lo = ((centre - support).ceil().max(0.0) as usize).min(src - 1);
-        let w = &mut weights[i * len..(i + 1) * len];
-        let mut sum = 0.0;
-        for (k, wk) in w.iter_mut().enumerate() {
-            let j = lo + k;
-            if j >= src {
-                break;
-            }
-            *wk = (1.0 - ((j as f32 - centre) / support).abs()).max(0.0);
-            sum += *wk;
-        }
-        if sum > 0.0 {
-            w.iter_mut().for_each(|v| *v /= sum);
-        } else {
-            w[0] = 1.0;
-        }
-        start.push(lo);
-    }
-    Taps {
-        start,
-        len,
-        weights,
-    }
+fn triangle(x: f32) -> f32 {
+    (1.0 - x.abs()).max(0.0)
 }
 
 fn catmull_rom(x: f32) -> f32 {
