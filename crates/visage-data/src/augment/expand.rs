@@ -11,28 +11,7 @@ fn place(sample: Sample, w: u32, h: u32, left: u32, top: u32, fill: Rgb<u8>) -> 
     let mut canvas = RgbImage::from_pixel(w, h, fill);
     imageops::replace(&mut canvas, &sample.image, left as i64, top as i64);
     let (dx, dy) = (left as f32, top as f32);
-    let boxes = sample
-        .boxes
-        .iter()
-        .map(|b| [b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy])
-        .collect();
-    let landmarks = sample
-        .landmarks
-        .iter()
-        .map(|lm| {
-            lm.map(|mut l| {
-                for p in &mut l.points {
-                    *p = [p[0] + dx, p[1] + dy];
-                }
-                l
-            })
-        })
-        .collect();
-    Sample {
-        image: canvas,
-        boxes,
-        landmarks,
-    }
+    sample.remapped(canvas, |x, y| [x + dx, y + dy])
 }
 
 /// Pads the shorter side so the image becomes a `long × long` square filled with `fill`, the

@@ -34,6 +34,38 @@ pub struct Sample {
     pub landmarks: Vec<Option<Landmarks>>,
 }
 
+impl Sample {
+    /// `image` with this sample's faces moved by `map` (pixel `(x, y)` → new pixel), applied to
+    /// both box corners and every landmark. For monotone per-axis maps (shifts, scales).
+    pub(crate) fn remapped(&self, image: RgbImage, map: impl Fn(f32, f32) -> [f32; 2]) -> Sample {
+        let boxes = self
+            .boxes
+            .iter()
+            .map(|b| {
+                let ([x1, y1], [x2, y2]) = (map(b[0], b[1]), map(b[2], b[3]));
+                [x1, y1, x2, y2]
+            })
+            .collect();
+        let landmarks = self
+            .landmarks
+            .iter()
+            .map(|lm| {
+                lm.map(|mut l| {
+                    for p in &mut l.points {
+                        *p = map(p[0], p[1]);
+                    }
+                    l
+                })
+            })
+            .collect();
+        Sample {
+            image,
+            boxes,
+            landmarks,
+        }
+    }
+}
+
 /// Resizes to `size × size` with a triangle (bilinear) filter ([`crate::resize_rgb`]); boxes
 /// and landmarks are scaled per axis. A non-square input is stretched.
 pub fn resize_square(sample: Sample, size: u32) -> Sample {
@@ -48,28 +80,7 @@ pub fn resize_square_with(sample: Sample, size: u32, interp: Interpolation) -> S
     }
     let (sx, sy) = (size as f32 / w.max(1) as f32, size as f32 / h.max(1) as f32);
     let image = resize_rgb_with(&sample.image, size, size, interp);
-    let boxes = sample
-        .boxes
-        .iter()
-        .map(|b| [b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy])
-        .collect();
-    let landmarks = sample
-        .landmarks
-        .iter()
-        .map(|lm| {
-            lm.map(|mut l| {
-                for p in &mut l.points {
-                    *p = [p[0] * sx, p[1] * sy];
-                }
-                l
-            })
-        })
-        .collect();
-    Sample {
-        image,
-        boxes,
-        landmarks,
-    }
+    sample.remapped(image, |x, y| [x * sx, y * sy])
 }
 
 #[cfg(test)]
