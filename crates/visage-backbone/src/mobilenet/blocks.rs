@@ -4,45 +4,12 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::leaky_relu;
 
-use crate::conv::conv_no_bias;
+use crate::conv::{conv_no_bias, ConvNormAct};
 use crate::Norm;
 
 /// Pytorch_Retinaface's `conv_bn`: 3×3 convolution (padding 1, no bias), norm, leaky ReLU.
 /// Torch keys `<block>.0.*` (convolution) and `<block>.1.*` (norm).
-#[derive(Module, Debug)]
-pub struct ConvBn<B: Backend> {
-    /// 3×3 convolution with the block's stride, padding 1, no bias.
-    pub conv: Conv2d<B>,
-    /// Norm after `conv`.
-    pub bn: Norm<B>,
-    /// Negative slope of the leaky ReLU.
-    pub leaky_slope: f64,
-}
-
-impl<B: Backend> ConvBn<B> {
-    /// A block from `in_channels` to `out_channels` channels.
-    pub fn new(
-        in_channels: usize,
-        out_channels: usize,
-        stride: usize,
-        frozen_bn: bool,
-        leaky_slope: f64,
-        device: &B::Device,
-    ) -> Self {
-        Self {
-            conv: conv_no_bias(in_channels, out_channels, 3, stride, 1, device),
-            bn: Norm::new(out_channels, frozen_bn, device),
-            leaky_slope,
-        }
-    }
-
-    /// # Shapes
-    /// - `input`: `[batch, in_channels, h, w]`
-    /// - output: `[batch, out_channels, ceil(h / stride), ceil(w / stride)]`
-    pub fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
-        leaky_relu(self.bn.forward(self.conv.forward(input)), self.leaky_slope)
-    }
-}
+pub type ConvBn<B> = ConvNormAct<B>;
 
 /// Pytorch_Retinaface's `conv_dw`: depthwise 3×3 convolution (groups = channels, padding 1,
 /// no bias), norm, leaky ReLU, then pointwise 1×1 convolution (no bias), norm, leaky ReLU.
@@ -143,7 +110,7 @@ mod tests {
     #[test]
     fn conv_bn_layout_and_shapes() {
         let device = Default::default();
-        let block = ConvBn::<B>::new(3, 8, 2, false, 0.1, &device);
+        let block = ConvBn::<B>::new(3, 8, 3, 2, Some(0.1), false, &device);
         assert_eq!(block.conv.weight.dims(), [8, 3, 3, 3]);
         assert!(block.conv.bias.is_none());
         let y = block.forward(Tensor::ones([1, 3, 5, 6], &device));

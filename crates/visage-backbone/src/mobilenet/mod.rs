@@ -63,9 +63,10 @@ impl MobileNetV1Config {
                     MobileBlock::ConvBn(ConvBn::new(
                         in_channels,
                         out,
+                        3,
                         stride,
+                        Some(slope),
                         frozen,
-                        slope,
                         device,
                     ))
                 } else {
