@@ -96,8 +96,8 @@ impl BackboneSpec {
     /// Strides of the levels the backbone returns, finest first.
     pub fn strides(&self) -> Vec<usize> {
         match self {
-            BackboneSpec::Resnet(_) => vec![4, 8, 16, 32],
-            BackboneSpec::Mobilenet(_) => vec![8, 16, 32],
+            BackboneSpec::Resnet(_) => visage_backbone::resnet::RESNET_STRIDES.to_vec(),
+            BackboneSpec::Mobilenet(_) => visage_backbone::mobilenet::MOBILENET_STRIDES.to_vec(),
         }
     }
 }

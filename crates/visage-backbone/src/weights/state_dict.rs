@@ -278,19 +278,15 @@ impl StateDict {
         !self.tensors.is_empty() && self.tensors.keys().all(|k| k.starts_with(prefix))
     }
 
-    /// A lazily converted (`f32`) snapshot of `key`, addressed by `path` in the module.
+    /// A lazily converted (`f32`) snapshot of the float tensor `key`, addressed by `path` in
+    /// the module (callers check [`is_float`] first).
     pub(crate) fn f32_snapshot(&self, key: &str, path: &str) -> Option<TensorSnapshot> {
         let snapshot = self.tensors.get(key)?;
         let source = snapshot.clone_data_fn();
         let convert = Rc::new(move || source().map(|d| d.convert_dtype(DType::F32)));
-        let dtype = if is_float(snapshot.dtype) {
-            DType::F32
-        } else {
-            snapshot.dtype
-        };
         Some(TensorSnapshot::from_closure(
             convert,
-            dtype,
+            DType::F32,
             snapshot.shape.clone(),
             split_key(path),
             Vec::new(),
