@@ -1,31 +1,11 @@
 //! End-to-end tests of the `visage` binary: synth → train → resume → detect → eval on a tiny
 //! synthetic set, bad input, and the official-protocol numbers on the shared WIDER fixture.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn visage(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_visage"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the visage binary runs")
-}
+use common::{failed, ok, visage};
 
-fn ok(output: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "visage failed\nstdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-fn failed(output: &Output) -> String {
-    assert!(!output.status.success(), "visage should have failed");
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use std::path::PathBuf;
 
 const TINY_CONFIG: &str = r#"
 name = "tiny"

@@ -2,25 +2,16 @@
 //! a small fixture of visage-backbone) converted to safetensors gives the same network, and a
 //! training run starts from it with its frozen stem untouched.
 
+mod common;
+
+use common::{stderr, visage};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use burn::backend::Flex;
 use burn::prelude::*;
 use visage_backbone::weights::StateDict;
 use visage_backbone::{Backbone, BackboneConfig, ResNetConfig, ResNetDepth};
-
-fn visage(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_visage"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the visage binary runs")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 /// ResNet-50 at 1/32 width, float16, `module.` prefix, with fc (see
 /// `tools/parity/backbone_fixtures.py`).

@@ -1,33 +1,13 @@
 //! `visage eval --plot` and `visage plot`: precision-recall figures (PNG and SVG) from a tiny
 //! hand-made ground truth and from hand-written reports.
 
+mod common;
+
+use common::{failed, ok, visage};
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use visage_eval::{EventGt, GroundTruth, ImageGt, ReportFile};
-
-fn visage(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_visage"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the visage binary runs")
-}
-
-fn ok(output: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "visage failed\nstdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-fn failed(output: &Output) -> String {
-    assert!(!output.status.success(), "visage should have failed");
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 /// A report JSON as `visage eval --json` writes it, with precision `top·(1 − r/2)` along a
 /// recall rising to `reach`.
