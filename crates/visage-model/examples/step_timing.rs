@@ -35,6 +35,7 @@ fn main() {
                 [10.0 + i as f32, 20.0, 60.0, 80.0],
                 [100.0, 100.0, 200.0, 230.0],
             ],
+            ..Default::default()
         })
         .collect();
     let inference = det.valid();

@@ -26,39 +26,71 @@ pub struct LossParts<B: Backend> {
     pub num_positive: usize,
 }
 
-/// The loss parts as numbers, for logs and progress bars.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The loss of one batch as numbers, for logs and progress bars: the total and its named
+/// parts (each before its weight), whatever the architecture.
+#[derive(Debug, Clone, PartialEq)]
 pub struct LossValues {
-    /// See [`LossParts::classification`].
-    pub classification: f32,
-    /// See [`LossParts::box_regression`].
-    pub box_regression: f32,
-    /// See [`LossParts::total`].
+    /// What is minimised.
     pub total: f32,
+    /// Named parts in a fixed order per architecture, e.g. `("cls", ..), ("box", ..)`.
+    pub parts: Vec<(&'static str, f32)>,
     /// Positive anchors in the batch.
     pub num_positive: usize,
 }
 
-impl<B: Backend> LossParts<B> {
-    /// Reads the scalars back to the host; errors when any is NaN or infinite.
-    pub fn values(&self) -> Result<LossValues, ModelError> {
+impl LossValues {
+    /// Reads scalar loss tensors back to the host; errors when any is NaN or infinite,
+    /// listing every part.
+    pub fn read<B: Backend>(
+        total: &Tensor<B, 1>,
+        parts: &[(&'static str, &Tensor<B, 1>)],
+        num_positive: usize,
+    ) -> Result<Self, ModelError> {
         let read = |t: &Tensor<B, 1>| -> f32 { t.clone().into_scalar().elem::<f32>() };
         let values = LossValues {
-            classification: read(&self.classification),
-            box_regression: read(&self.box_regression),
-            total: read(&self.total),
-            num_positive: self.num_positive,
+            total: read(total),
+            parts: parts.iter().map(|(name, t)| (*name, read(t))).collect(),
+            num_positive,
         };
-        if !(values.classification.is_finite()
-            && values.box_regression.is_finite()
-            && values.total.is_finite())
-        {
+        if !values.is_finite() {
             return Err(ModelError::NonFiniteLoss(format!(
-                "classification {}, box {}, total {} ({} positives)",
-                values.classification, values.box_regression, values.total, values.num_positive
+                "{} ({num_positive} positives)",
+                values.describe()
             )));
         }
         Ok(values)
+    }
+
+    /// Whether the total and every part are finite.
+    pub fn is_finite(&self) -> bool {
+        self.total.is_finite() && self.parts.iter().all(|(_, v)| v.is_finite())
+    }
+
+    /// The value of the part called `name`.
+    pub fn part(&self, name: &str) -> Option<f32> {
+        self.parts.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+
+    /// `"total 1.2345 (cls 0.1000, box 1.1345)"`.
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = self
+            .parts
+            .iter()
+            .map(|(name, v)| format!("{name} {v:.4}"))
+            .collect();
+        format!("total {:.4} ({})", self.total, parts.join(", "))
+    }
+}
+
+impl<B: Backend> LossParts<B> {
+    /// Reads the scalars back to the host (parts `cls`, `box`); errors when any is NaN or
+    /// infinite.
+    pub fn values(&self) -> Result<LossValues, ModelError> {
+        LossValues::read(
+            &self.total,
+            &[("cls", &self.classification), ("box", &self.box_regression)],
+            self.num_positive,
+        )
     }
 }
 
@@ -214,9 +246,11 @@ mod tests {
         let faces = vec![
             FaceTargets {
                 boxes: vec![[10.0, 12.0, 30.0, 36.0], [40.0, 8.0, 56.0, 28.0]],
+                ..Default::default()
             },
             FaceTargets {
                 boxes: vec![[4.0, 4.0, 60.0, 60.0]],
+                ..Default::default()
             },
         ];
         (images, faces)
@@ -265,8 +299,8 @@ mod tests {
             .unwrap();
         let v = parts.values().unwrap();
         assert_eq!(v.num_positive, 0);
-        assert_eq!(v.box_regression, 0.0);
-        assert!(v.classification > 0.0);
+        assert_eq!(v.part("box"), Some(0.0));
+        assert!(v.part("cls").unwrap() > 0.0);
     }
 
     #[test]

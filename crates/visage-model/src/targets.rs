@@ -8,6 +8,10 @@ use visage_boxes::{BoxCoder, BoxXyxy};
 pub struct FaceTargets {
     /// Face boxes, `[x1, y1, x2, y2]` in pixels of the network input.
     pub boxes: Vec<BoxXyxy>,
+    /// Five landmarks per face (left eye, right eye, nose, left and right mouth corner;
+    /// `[x, y]` pixels of the network input), `None` for a face without landmarks. Empty, or
+    /// one entry per box. Architectures without a landmark head ignore it.
+    pub landmarks: Vec<Option<[[f32; 2]; 5]>>,
 }
 
 /// Per-anchor targets of a batch of `B` images with `N` anchors each, flattened image-major
@@ -102,6 +106,7 @@ mod tests {
         let faces = [
             FaceTargets {
                 boxes: vec![[0.0, 0.0, 10.0, 10.0]],
+                ..Default::default()
             },
             FaceTargets::default(),
         ];
@@ -124,6 +129,7 @@ mod tests {
         let anchors = [[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 4.5]];
         let faces = [FaceTargets {
             boxes: vec![[0.0, 0.0, 10.0, 10.0]],
+            ..Default::default()
         }];
         let coder = BoxCoder {
             variances: [0.1, 0.2],

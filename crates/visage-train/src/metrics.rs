@@ -54,10 +54,10 @@ pub struct StepRecord {
     pub lr: f64,
     /// Total loss.
     pub loss: f32,
-    /// Classification (focal) part.
-    pub loss_cls: f32,
-    /// Box part (before its weight).
-    pub loss_box: f32,
+    /// The named loss parts, written as `loss_<name>` (e.g. `loss_cls`, `loss_box`), each
+    /// before its weight.
+    #[serde(flatten)]
+    pub parts: std::collections::BTreeMap<String, f32>,
     /// Positive anchors in the batch.
     pub positives: usize,
     /// Training throughput over the logging window.

@@ -63,7 +63,10 @@ fn batch_to_tensors<B: Backend>(
     let faces = batch
         .targets
         .into_iter()
-        .map(|t| FaceTargets { boxes: t.boxes })
+        .map(|t| FaceTargets {
+            boxes: t.boxes,
+            landmarks: t.landmarks.iter().map(|l| l.map(|l| l.points)).collect(),
+        })
         .collect();
     (images, faces)
 }
@@ -297,12 +300,13 @@ impl Run<'_> {
                 window_images += faces.len();
                 epoch_loss += values.total as f64;
                 epoch_steps += 1;
-                last_loss = Some(values);
                 let window_seconds = window_start.elapsed().as_secs_f64();
                 let images_per_s = window_images as f64 / window_seconds.max(1e-9);
                 bar.set_message(format!(
-                    "loss {:.4} (cls {:.4} box {:.4}) {:.1} img/s lr {:.2e}",
-                    values.total, values.classification, values.box_regression, images_per_s, lr
+                    "loss {} {:.1} img/s lr {:.2e}",
+                    values.describe(),
+                    images_per_s,
+                    lr
                 ));
                 bar.inc(1);
                 if state.iteration % spec.log_every == 0 {
@@ -312,8 +316,11 @@ impl Run<'_> {
                         iteration: state.iteration,
                         lr,
                         loss: values.total,
-                        loss_cls: values.classification,
-                        loss_box: values.box_regression,
+                        parts: values
+                            .parts
+                            .iter()
+                            .map(|(name, v)| (format!("loss_{name}"), *v))
+                            .collect(),
                         positives: values.num_positive,
                         images_per_s,
                         elapsed_s: started.elapsed().as_secs_f64(),
@@ -321,6 +328,7 @@ impl Run<'_> {
                     window_images = 0;
                     window_start = Instant::now();
                 }
+                last_loss = Some(values);
                 if state.iteration >= max_iterations {
                     stop = true;
                     break;

@@ -48,14 +48,12 @@ impl BackendTask for TrainTask {
         let summary = train::<B>(&self.config, &self.options, &device)?;
         if let Some(loss) = summary.last_loss {
             println!(
-                "trained {} epochs ({} iterations) in {:.0} s, {:.1} images/s; last loss {:.4} (cls {:.4}, box {:.4})",
+                "trained {} epochs ({} iterations) in {:.0} s, {:.1} images/s; last loss {}",
                 summary.epochs_done,
                 summary.iterations,
                 summary.seconds,
                 summary.images_per_second,
-                loss.total,
-                loss.classification,
-                loss.box_regression
+                loss.describe()
             );
         }
         println!("run directory: {}", summary.run_dir.display());
