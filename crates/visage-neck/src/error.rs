@@ -9,4 +9,7 @@ pub enum NeckError {
     /// A channel count is zero; the payload names the field (e.g. `in_channels[1]`).
     #[error("{0} must be > 0")]
     ZeroChannels(String),
+    /// Any other invalid setting; the payload names it.
+    #[error("{0}")]
+    Invalid(String),
 }
