@@ -1,14 +1,18 @@
-//! The detector module: backbone (ResNet or MobileNet) + FPN + RetinaNet class/box subnets, carrying its
-//! weight-free policy (anchors, assignment, box coding, loss and test settings) so that
+//! The detector module: backbone (ResNet or MobileNet) + FPN + RetinaNet class/box subnets, and
+//! optionally FAN's attention subnet (`[model.attention]`), carrying its weight-free policy
+//! (anchors, assignment, box coding, attention targets, loss and test settings) so that
 //! `forward`, `loss` and `postprocess` need nothing else.
 
 use burn::prelude::*;
 use visage_anchors::{AnchorGenerator, Anchors, LevelSpec, MaxIouAssigner};
 use visage_backbone::{Backbone, BackboneConfig, MobileNetV1Config, ResNetConfig, ResNetDepth};
 use visage_boxes::BoxCoder;
-use visage_heads::{flatten_levels, HeadNorm, RetinaHead, RetinaHeadConfig};
+use visage_heads::{
+    flatten_levels, AttentionHead, AttentionHeadConfig, HeadNorm, RetinaHead, RetinaHeadConfig,
+};
 use visage_neck::{ExtraSource, Fpn, FpnConfig};
 
+use crate::attention_targets::AttentionAssigner;
 use crate::error::ModelError;
 use crate::spec::{
     BackboneSpec, DetectorSpec, ExtraSourceSpec, HeadNormSpec, LossSpec, NeckSpec, TestSpec,
@@ -24,6 +28,8 @@ pub(crate) struct DetectorPolicy {
     pub(crate) coder: BoxCoder,
     /// Strides of the backbone levels the neck consumes, finest first.
     pub(crate) neck_input_strides: Vec<usize>,
+    /// FAN's attention targets, when `[model.attention]` is set.
+    pub(crate) attention: Option<AttentionAssigner>,
 }
 
 /// A single-class (face) RetinaNet-style detector.
@@ -35,6 +41,9 @@ pub struct Detector<B: Backend> {
     pub neck: Fpn<B>,
     /// Class and box subnets shared across levels.
     pub head: RetinaHead<B>,
+    /// FAN's attention subnet, shared across levels (`[model.attention]`); `None` for a
+    /// plain RetinaNet. Its parameters are `attention.subnet.*`.
+    pub attention: Option<AttentionHead<B>>,
     #[module(skip)]
     pub(crate) policy: DetectorPolicy,
 }
@@ -50,6 +59,9 @@ pub struct RawOutputs<B: Backend> {
     pub feature_sizes: Vec<(usize, usize)>,
     /// `(height, width)` of the input batch.
     pub input_size: (usize, usize),
+    /// FAN's attention logits per level, `[B, 1, H_l, W_l]`, finest first (the attention
+    /// map is their sigmoid); `None` without `[model.attention]`.
+    pub attention_logits: Option<Vec<Tensor<B, 4>>>,
 }
 
 fn resnet_depth(depth: u32) -> Result<ResNetDepth, ModelError> {
@@ -125,7 +137,15 @@ impl DetectorPolicy {
                 variances: spec.coder.variances,
             },
             neck_input_strides,
+            attention: AttentionAssigner::from_spec(spec),
         })
+    }
+}
+
+fn head_norm(spec: HeadNormSpec) -> HeadNorm {
+    match spec {
+        HeadNormSpec::None => HeadNorm::None,
+        HeadNormSpec::Group(groups) => HeadNorm::GroupNorm { groups },
     }
 }
 
@@ -161,10 +181,7 @@ impl<B: Backend> Detector<B> {
             })
             .init(device);
 
-        let norm = match spec.head.norm {
-            HeadNormSpec::None => HeadNorm::None,
-            HeadNormSpec::Group(groups) => HeadNorm::GroupNorm { groups },
-        };
+        let norm = head_norm(spec.head.norm);
         let head = RetinaHeadConfig::new(
             fpn.channels,
             spec.head.channels,
@@ -175,10 +192,16 @@ impl<B: Backend> Detector<B> {
         .with_prior_prob(spec.head.prior_prob as f64)
         .with_norm(norm)
         .init(device);
+        let attention = spec.attention.as_ref().map(|a| {
+            AttentionHeadConfig::new(fpn.channels, a.channels, a.convs)
+                .with_norm(head_norm(a.norm))
+                .init(device)
+        });
         Ok(Self {
             backbone,
             neck,
             head,
+            attention,
             policy,
         })
     }
@@ -203,7 +226,11 @@ impl<B: Backend> Detector<B> {
     ///
     /// # Shapes
     /// - `images`: `[B, 3, H, W]`, normalised as the data config says.
-    /// - returns flattened outputs over `N = Σ_levels H_l · W_l · A` anchors.
+    /// - returns flattened outputs over `N = Σ_levels H_l · W_l · A` anchors, and with
+    ///   attention one `[B, 1, H_l, W_l]` logit map per level.
+    ///
+    /// With `[model.attention]` (FAN, §3.2), every level's features are multiplied by
+    /// `exp(σ(attention logit))` before the class and box subnets.
     pub fn forward(&self, images: Tensor<B, 4>) -> RawOutputs<B> {
         let [_, _, height, width] = images.dims();
         let c = self.backbone.forward(images);
@@ -212,12 +239,20 @@ impl<B: Backend> Detector<B> {
             .expect("the backbone returns every stride the neck needs");
         let pyramid = self.neck.forward(inputs);
         let feature_sizes = pyramid.sizes().into_iter().map(|[h, w]| (h, w)).collect();
+        let (pyramid, attention_logits) = match &self.attention {
+            Some(attention) => {
+                let logits = attention.forward(&pyramid);
+                (AttentionHead::attend(pyramid, &logits), Some(logits))
+            }
+            None => (pyramid, None),
+        };
         let out = self.head.forward(&pyramid);
         RawOutputs {
             cls_logits: flatten_levels(out.cls, 1),
             box_deltas: flatten_levels(out.boxes, 4),
             feature_sizes,
             input_size: (height, width),
+            attention_logits,
         }
     }
 
@@ -292,6 +327,41 @@ mod tests {
         assert_eq!(out.cls_logits.dims(), [2, n, 1]);
         assert_eq!(out.box_deltas.dims(), [2, n, 4]);
         assert_eq!(det.anchors(&out).boxes.len(), n);
+        assert!(out.attention_logits.is_none());
+        assert!(det.attention.is_none());
+    }
+
+    #[test]
+    fn attention_logits_match_every_level_size() {
+        let device = Default::default();
+        let mut spec = tiny_spec();
+        spec.attention =
+            Some(toml::from_str("channels = 8\nconvs = 2\nnorm = { group = 4 }").unwrap());
+        let det = Detector::<Flex>::new(&spec, &TestSpec::default(), &device).unwrap();
+        let attention = det.attention.as_ref().unwrap();
+        assert_eq!(attention.subnet.convs.len(), 2);
+        assert_eq!(attention.subnet.predictor.weight.dims(), [1, 8, 3, 3]);
+        let out = det.forward(Tensor::<Flex, 4>::zeros([2, 3, 70, 45], &device));
+        assert_eq!(out.feature_sizes, vec![(9, 6), (5, 3), (3, 2), (2, 1)]);
+        let logits = out.attention_logits.as_ref().unwrap();
+        assert_eq!(logits.len(), 4);
+        for (logit, &(h, w)) in logits.iter().zip(&out.feature_sizes) {
+            assert_eq!(logit.dims(), [2, 1, h, w]);
+        }
+        let n = (9 * 6 + 5 * 3 + 3 * 2 + 2) * 2;
+        assert_eq!(out.cls_logits.dims(), [2, n, 1]);
+        assert_eq!(out.box_deltas.dims(), [2, n, 4]);
+        // The attention parameters live under `attention.subnet.*`.
+        let paths: Vec<String> = visage_backbone::weights::parameter_shapes::<Flex, _>(&det)
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert!(
+            paths
+                .iter()
+                .any(|p| p.starts_with("attention.subnet.predictor")),
+            "{paths:?}"
+        );
     }
 
     fn mobilenet_spec(min_level: u32) -> DetectorSpec {

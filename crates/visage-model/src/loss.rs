@@ -1,10 +1,17 @@
 //! The detector's training loss: sigmoid focal loss on every non-ignored anchor and a box
-//! loss on the positives, both normalised by the number of positives of the batch.
+//! loss on the positives, both normalised by the number of positives of the batch; with
+//! `[model.attention]` (FAN), a pixel-wise sigmoid cross-entropy of each level's attention
+//! logits against its mask (see [`crate::AttentionAssigner`]), averaged over the pixels of
+//! each level (and the images of the batch), then over the levels, as FAN's public code
+//! (`LevelAttention_loss`: `binary_cross_entropy` per image and level, mean over levels and
+//! images). Unlike the public code, images without faces count too (their masks are empty),
+//! so the attention learns to stay low on faceless images; the paper is silent on this.
 
 use burn::prelude::*;
 use burn::tensor::TensorData;
-use visage_losses::{iou_loss, sigmoid_focal_loss, smooth_l1, IouLossKind};
+use visage_losses::{iou_loss, sigmoid_cross_entropy, sigmoid_focal_loss, smooth_l1, IouLossKind};
 
+use crate::attention_targets::AttentionTargets;
 use crate::detector::{Detector, RawOutputs};
 use crate::error::ModelError;
 use crate::spec::BoxLossSpec;
@@ -20,7 +27,11 @@ pub struct LossParts<B: Backend> {
     pub classification: Tensor<B, 1>,
     /// Box loss over positive anchors / max(1, positives), before `box_weight`.
     pub box_regression: Tensor<B, 1>,
-    /// `classification + box_weight · box_regression`: what is minimised.
+    /// FAN's attention loss (mean sigmoid cross-entropy per level, averaged over levels),
+    /// before `model.attention.loss_weight`; `None` without `[model.attention]`.
+    pub attention: Option<Tensor<B, 1>>,
+    /// `classification + box_weight · box_regression (+ attention weight · attention)`: what
+    /// is minimised.
     pub total: Tensor<B, 1>,
     /// Positive anchors in the batch.
     pub num_positive: usize,
@@ -83,14 +94,25 @@ impl LossValues {
 }
 
 impl<B: Backend> LossParts<B> {
-    /// Reads the scalars back to the host (parts `cls`, `box`); errors when any is NaN or
-    /// infinite.
+    /// The named parts before their weights: `cls`, `box`, and `attn` with attention.
+    pub fn named_parts(&self) -> Vec<(&'static str, Tensor<B, 1>)> {
+        let mut parts = vec![
+            ("cls", self.classification.clone()),
+            ("box", self.box_regression.clone()),
+        ];
+        if let Some(attention) = &self.attention {
+            parts.push(("attn", attention.clone()));
+        }
+        parts
+    }
+
+    /// Reads the scalars back to the host (parts `cls`, `box`, and `attn` with attention);
+    /// errors when any is NaN or infinite.
     pub fn values(&self) -> Result<LossValues, ModelError> {
-        LossValues::read(
-            &self.total,
-            &[("cls", &self.classification), ("box", &self.box_regression)],
-            self.num_positive,
-        )
+        let parts = self.named_parts();
+        let parts: Vec<(&'static str, &Tensor<B, 1>)> =
+            parts.iter().map(|(name, t)| (*name, t)).collect();
+        LossValues::read(&self.total, &parts, self.num_positive)
     }
 }
 
@@ -116,16 +138,24 @@ impl<B: Backend> Detector<B> {
                 anchors.boxes.len()
             )));
         }
-        let targets = DenseTargets::build(
+        let mut targets = DenseTargets::build(
             &anchors.boxes,
             faces,
             &self.policy.assigner,
             &self.policy.coder,
         );
+        if let Some(assigner) = &self.policy.attention {
+            targets.attention = Some(assigner.build(faces, &outputs.feature_sizes, &targets));
+        }
         Ok(self.loss_from_targets(outputs, &targets))
     }
 
-    /// The loss against precomputed [`DenseTargets`].
+    /// The loss against precomputed [`DenseTargets`] (with `[model.attention]`, their
+    /// `attention` masks, as [`loss`](Self::loss) fills them).
+    ///
+    /// # Panics
+    /// If the outputs carry attention logits but the targets no attention masks, or the
+    /// masks do not fit the logits.
     pub fn loss_from_targets(
         &self,
         outputs: &RawOutputs<B>,
@@ -190,14 +220,52 @@ impl<B: Backend> Detector<B> {
             };
             per_box / normalizer
         };
-        let total = classification.clone() + box_regression.clone() * spec.box_weight;
+        let mut total = classification.clone() + box_regression.clone() * spec.box_weight;
+        let attention = outputs.attention_logits.as_ref().map(|logits| {
+            let masks = targets
+                .attention
+                .as_ref()
+                .expect("attention logits need attention targets (Detector::loss builds them)");
+            attention_loss(logits, masks)
+        });
+        if let (Some(attention), Some(config)) = (&attention, &self.policy.spec.attention) {
+            total = total + attention.clone() * config.loss_weight;
+        }
         LossParts {
             classification,
             box_regression,
+            attention,
             total,
             num_positive,
         }
     }
+}
+
+/// FAN's attention loss: per level, the mean sigmoid cross-entropy over the `B · H_l · W_l`
+/// pixels; then the mean over levels.
+///
+/// # Shapes
+/// - `logits`: one `[B, 1, H_l, W_l]` per level; `masks` the same sizes.
+/// - returns `[1]`.
+fn attention_loss<B: Backend>(logits: &[Tensor<B, 4>], masks: &AttentionTargets) -> Tensor<B, 1> {
+    assert_eq!(
+        logits.len(),
+        masks.masks.len(),
+        "one attention mask per level"
+    );
+    let levels = logits.len().max(1) as f32;
+    logits
+        .iter()
+        .zip(&masks.masks)
+        .map(|(logit, mask)| {
+            let dims = logit.dims();
+            let target =
+                Tensor::<B, 4>::from_data(TensorData::new(mask.clone(), dims), &logit.device());
+            sigmoid_cross_entropy(logit.clone(), target).mean()
+        })
+        .reduce(|a, b| a + b)
+        .map(|sum| sum / levels)
+        .expect("a detector has at least one pyramid level")
 }
 
 #[cfg(test)]
@@ -210,6 +278,10 @@ mod tests {
     type Ad = Autodiff<Flex>;
 
     fn spec(box_loss: &str) -> crate::DetectorSpec {
+        spec_with(box_loss, "")
+    }
+
+    fn spec_with(box_loss: &str, extra: &str) -> crate::DetectorSpec {
         toml::from_str(&format!(
             r#"
             [backbone.resnet]
@@ -232,9 +304,18 @@ mod tests {
             negative_iou = 0.4
             [loss]
             box_loss = {box_loss}
+            {extra}
             "#
         ))
         .unwrap()
+    }
+
+    /// FAN: the attention subnet on top of the tiny RetinaNet.
+    fn fan_spec(levels: &str) -> crate::DetectorSpec {
+        spec_with(
+            "{ smooth_l1 = { beta = 0.11 } }",
+            &format!("[attention]\nchannels = 16\nconvs = 1\nloss_weight = 1.0\nlevels = {levels}"),
+        )
     }
 
     fn batch(device: &burn::backend::flex::FlexDevice) -> (Tensor<Ad, 4>, Vec<FaceTargets>) {
@@ -257,25 +338,104 @@ mod tests {
     }
 
     fn a_few_steps_lower_the_loss(box_loss: &str) {
+        a_few_steps_lower_the_loss_of(spec(box_loss));
+    }
+
+    fn a_few_steps_lower_the_loss_of(spec: crate::DetectorSpec) -> (LossValues, LossValues) {
         let device = Default::default();
-        let mut det = Detector::<Ad>::new(&spec(box_loss), &TestSpec::default(), &device).unwrap();
+        let mut det = Detector::<Ad>::new(&spec, &TestSpec::default(), &device).unwrap();
         let (images, faces) = batch(&device);
         let mut optim = SgdConfig::new().init();
         let first = det.loss(&det.forward(images.clone()), &faces).unwrap();
         let first_value = first.values().unwrap();
         assert!(first_value.num_positive >= 3, "{first_value:?}");
-        let mut last = first_value.total;
+        let mut last = first_value.clone();
         for _ in 0..5 {
             let parts = det.loss(&det.forward(images.clone()), &faces).unwrap();
-            last = parts.values().unwrap().total;
+            last = parts.values().unwrap();
             let grads = GradientsParams::from_grads(parts.total.backward(), &det);
             det = optim.step(0.01, det, grads);
         }
         assert!(
-            last < first_value.total,
-            "loss did not decrease: {} -> {last}",
-            first_value.total
+            last.total < first_value.total,
+            "loss did not decrease: {} -> {}",
+            first_value.describe(),
+            last.describe()
         );
+        (first_value, last)
+    }
+
+    #[test]
+    fn a_few_sgd_steps_lower_the_fan_loss_and_its_attention_part() {
+        let (first, last) = a_few_steps_lower_the_loss_of(fan_spec("\"matched\""));
+        let names: Vec<&str> = first.parts.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["cls", "box", "attn"]);
+        let (a0, a1) = (first.part("attn").unwrap(), last.part("attn").unwrap());
+        assert!(a1 < a0, "attention loss did not decrease: {a0} -> {a1}");
+        // The total includes the weighted attention part.
+        let sum = first.part("cls").unwrap() + first.part("box").unwrap() + a0;
+        assert!(
+            (first.total - sum).abs() < 1e-4 * sum,
+            "{}",
+            first.describe()
+        );
+    }
+
+    #[test]
+    fn attention_loss_is_the_mean_cross_entropy_per_level_averaged_over_levels() {
+        let device = Default::default();
+        let det = Detector::<Flex>::new(
+            &fan_spec("{ anchor_area = { min_area_factor = 0.5 } }"),
+            &TestSpec::default(),
+            &device,
+        )
+        .unwrap();
+        // Faceless images: empty masks; the loss of every pixel is ln(1 + e^x).
+        let out = det.forward(Tensor::<Flex, 4>::zeros([2, 3, 64, 64], &device));
+        let parts = det
+            .loss(&out, &[FaceTargets::default(), FaceTargets::default()])
+            .unwrap();
+        let logits = out.attention_logits.as_ref().unwrap();
+        let expected: f32 = logits
+            .iter()
+            .map(|l| {
+                let v: Vec<f32> = l.to_data().to_vec().unwrap();
+                v.iter().map(|x| (1.0 + x.exp()).ln()).sum::<f32>() / v.len() as f32
+            })
+            .sum::<f32>()
+            / logits.len() as f32;
+        let v = parts.values().unwrap();
+        let got = v.part("attn").unwrap();
+        assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
+        // Initial attention σ ≈ 0.5: about ln 2.
+        assert!((got - std::f32::consts::LN_2).abs() < 0.05, "{got}");
+    }
+
+    #[test]
+    fn retinanet_keeps_two_parts_and_attention_weight_scales_the_total() {
+        let device = Default::default();
+        let det = Detector::<Flex>::new(&spec("\"one_minus_iou\""), &TestSpec::default(), &device)
+            .unwrap();
+        let out = det.forward(Tensor::<Flex, 4>::zeros([1, 3, 32, 32], &device));
+        let v = det
+            .loss(&out, &[FaceTargets::default()])
+            .unwrap()
+            .values()
+            .unwrap();
+        let names: Vec<&str> = v.parts.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["cls", "box"]);
+
+        let mut fan = fan_spec("\"matched\"");
+        fan.attention.as_mut().unwrap().loss_weight = 3.0;
+        let det = Detector::<Flex>::new(&fan, &TestSpec::default(), &device).unwrap();
+        let out = det.forward(Tensor::<Flex, 4>::zeros([1, 3, 32, 32], &device));
+        let v = det
+            .loss(&out, &[FaceTargets::default()])
+            .unwrap()
+            .values()
+            .unwrap();
+        let expected = v.part("cls").unwrap() + 3.0 * v.part("attn").unwrap();
+        assert!((v.total - expected).abs() < 1e-5, "{}", v.describe());
     }
 
     #[test]

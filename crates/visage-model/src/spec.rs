@@ -29,6 +29,9 @@ pub struct DetectorSpec {
     /// `[model.loss]`: loss weights and parameters.
     #[serde(default)]
     pub loss: LossSpec,
+    /// `[model.attention]`: FAN's attention subnet. Absent: a plain RetinaNet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<AttentionSpec>,
 }
 
 /// `[model.backbone.<kind>]`: a closed set of backbones; an unknown kind fails at parse time.
@@ -166,6 +169,64 @@ pub enum HeadNormSpec {
     Group(usize),
 }
 
+/// `[model.attention]`: FAN's attention subnet (Wang et al. 2017, §3.2). Per level, with
+/// weights shared across levels: `convs × (3×3 conv + ReLU)` then a 3×3 conv to one channel;
+/// the level's features are multiplied by `exp(σ(logit))` before the class and box subnets,
+/// and the logits are supervised by a pixel-wise sigmoid cross-entropy against a mask of the
+/// level's faces (see [`crate::AttentionAssigner`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttentionSpec {
+    /// Channels of the hidden convs (FAN: 256).
+    pub channels: usize,
+    /// Number of 3×3 conv + ReLU layers before the one-channel predictor (FAN: 4).
+    #[serde(default = "four")]
+    pub convs: usize,
+    /// Normalisation of the hidden convs: `"none"` (FAN) or `{ group = G }`.
+    #[serde(default)]
+    pub norm: HeadNormSpec,
+    /// Weight of the attention loss in the total (FAN's public code: 1).
+    #[serde(default = "one")]
+    pub loss_weight: f32,
+    /// Which faces supervise which level's attention mask.
+    #[serde(default)]
+    pub levels: AttentionLevelsSpec,
+}
+
+/// The rule assigning faces to the pyramid levels whose attention masks they fill:
+/// `{ anchor_area = { min_area_factor = 0.5, max_area_factor = 2.0 } }` (the default) or
+/// `"matched"`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum AttentionLevelsSpec {
+    /// A face belongs to every level where its box area `w·h` lies in
+    /// `[min_area_factor · a_min², max_area_factor · a_max²]`, `a_min` and `a_max` being the
+    /// level's smallest and largest anchor sizes (`base_factor · stride · scale`). FAN's
+    /// public code uses `[0.5 · (2^(k+5))², 2 · (1.58 · 2^(k+5))²]` for P(k+3) with anchors
+    /// `2^(k+5) · {1, 2^(1/3), 2^(2/3)}`, i.e. factors 0.5 and 2.
+    AnchorArea {
+        /// Lower bound, in units of the smallest anchor's area.
+        #[serde(default = "half")]
+        min_area_factor: f32,
+        /// Upper bound, in units of the largest anchor's area.
+        #[serde(default = "two")]
+        max_area_factor: f32,
+    },
+    /// A face belongs to the levels holding at least one of its positive anchors (the
+    /// paper's wording: "associated to the ground-truth which the anchors at the current
+    /// layer match").
+    Matched,
+}
+
+impl Default for AttentionLevelsSpec {
+    fn default() -> Self {
+        Self::AnchorArea {
+            min_area_factor: half(),
+            max_area_factor: two(),
+        }
+    }
+}
+
 /// `[model.anchors]`: on the level of stride s the anchor sizes are `base_factor · s · scale`
 /// for each scale, at each ratio (height / width). Strides come from the neck's levels, so
 /// they are never written twice.
@@ -297,6 +358,12 @@ impl Default for TestSpec {
 
 fn quarter() -> f32 {
     0.25
+}
+fn half() -> f32 {
+    0.5
+}
+fn two() -> f32 {
+    2.0
 }
 
 fn one() -> f32 {
@@ -481,6 +548,9 @@ impl DetectorSpec {
         if !(self.loss.box_weight >= 0.0 && self.loss.box_weight.is_finite()) {
             return Err(invalid("model.loss.box_weight", "must be >= 0"));
         }
+        if let Some(attention) = &self.attention {
+            attention.validate()?;
+        }
         Ok(())
     }
 
@@ -493,6 +563,47 @@ impl DetectorSpec {
     /// Anchors per feature-map location: `scales × ratios`.
     pub fn anchors_per_location(&self) -> usize {
         self.anchors.scales.len() * self.anchors.ratios.len()
+    }
+}
+
+impl AttentionSpec {
+    /// Checks value ranges; the error names the `model.attention.*` key.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        if self.channels == 0 {
+            return Err(invalid("model.attention.channels", "must be > 0"));
+        }
+        if let HeadNormSpec::Group(groups) = self.norm {
+            if groups == 0 || !self.channels.is_multiple_of(groups) {
+                return Err(invalid(
+                    "model.attention.norm.group",
+                    format!(
+                        "must divide model.attention.channels ({}), got {groups}",
+                        self.channels
+                    ),
+                ));
+            }
+        }
+        if !(self.loss_weight >= 0.0 && self.loss_weight.is_finite()) {
+            return Err(invalid(
+                "model.attention.loss_weight",
+                format!("must be a finite number >= 0, got {}", self.loss_weight),
+            ));
+        }
+        if let AttentionLevelsSpec::AnchorArea {
+            min_area_factor,
+            max_area_factor,
+        } = self.levels
+        {
+            check_positive(
+                "model.attention.levels.anchor_area.min_area_factor",
+                min_area_factor,
+            )?;
+            check_positive(
+                "model.attention.levels.anchor_area.max_area_factor",
+                max_area_factor,
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -599,6 +710,83 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("model.backbone.resnet.depth"));
+    }
+
+    #[test]
+    fn attention_is_optional_and_parses_with_defaults() {
+        let spec: DetectorSpec = toml::from_str(TINY).unwrap();
+        assert_eq!(spec.attention, None);
+        // A RetinaNet spec serialises without an attention table.
+        assert!(!toml::to_string(&spec).unwrap().contains("attention"));
+        let spec: DetectorSpec =
+            toml::from_str(&format!("{TINY}\n[attention]\nchannels = 16\n")).unwrap();
+        spec.validate().unwrap();
+        let attention = spec.attention.clone().unwrap();
+        assert_eq!(attention.convs, 4);
+        assert_eq!(attention.norm, HeadNormSpec::None);
+        assert_eq!(attention.loss_weight, 1.0);
+        assert_eq!(
+            attention.levels,
+            AttentionLevelsSpec::AnchorArea {
+                min_area_factor: 0.5,
+                max_area_factor: 2.0
+            }
+        );
+        let written = toml::to_string(&spec).unwrap();
+        assert_eq!(toml::from_str::<DetectorSpec>(&written).unwrap(), spec);
+        let matched: DetectorSpec = toml::from_str(&format!(
+            "{TINY}\n[attention]\nchannels = 16\nlevels = \"matched\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            matched.attention.unwrap().levels,
+            AttentionLevelsSpec::Matched
+        );
+        let area: DetectorSpec = toml::from_str(&format!(
+            "{TINY}\n[attention]\nchannels = 16\nlevels = {{ anchor_area = {{ max_area_factor = 3.0 }} }}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            area.attention.unwrap().levels,
+            AttentionLevelsSpec::AnchorArea {
+                min_area_factor: 0.5,
+                max_area_factor: 3.0
+            }
+        );
+    }
+
+    #[test]
+    fn bad_attention_values_name_the_key() {
+        let with = |extra: &str| -> Result<DetectorSpec, String> {
+            toml::from_str::<DetectorSpec>(&format!("{TINY}\n[attention]\n{extra}\n"))
+                .map_err(|e| e.to_string())
+        };
+        let err = with("channels = 16\nchanels = 3").unwrap_err();
+        assert!(err.contains("chanels"), "{err}");
+        let err = with("channels = 16\nlevels = \"nearest\"").unwrap_err();
+        assert!(err.contains("nearest"), "{err}");
+        for (extra, key) in [
+            ("channels = 0", "model.attention.channels"),
+            (
+                "channels = 16\nnorm = { group = 5 }",
+                "model.attention.norm.group",
+            ),
+            (
+                "channels = 16\nloss_weight = -1.0",
+                "model.attention.loss_weight",
+            ),
+            (
+                "channels = 16\nlevels = { anchor_area = { min_area_factor = 0.0 } }",
+                "model.attention.levels.anchor_area.min_area_factor",
+            ),
+            (
+                "channels = 16\nlevels = { anchor_area = { max_area_factor = -2.0 } }",
+                "model.attention.levels.anchor_area.max_area_factor",
+            ),
+        ] {
+            let err = with(extra).unwrap().validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{extra}: {err}");
+        }
     }
 
     #[test]

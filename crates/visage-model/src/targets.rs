@@ -3,6 +3,8 @@
 use visage_anchors::{AnchorMatch, MaxIouAssigner};
 use visage_boxes::{BoxCoder, BoxXyxy};
 
+use crate::attention_targets::AttentionTargets;
+
 /// The ground-truth faces of one image.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FaceTargets {
@@ -33,6 +35,11 @@ pub struct DenseTargets {
     pub matched_boxes: Vec<BoxXyxy>,
     /// For each positive: its anchor, xyxy pixels.
     pub positive_anchors: Vec<BoxXyxy>,
+    /// For each positive: the index of the matched face among its image's boxes.
+    pub positive_faces: Vec<usize>,
+    /// FAN's per-level attention masks, for a detector with `[model.attention]` (filled by
+    /// [`Detector::loss`](crate::Detector::loss); `None` otherwise).
+    pub attention: Option<AttentionTargets>,
 }
 
 impl DenseTargets {
@@ -66,6 +73,7 @@ impl DenseTargets {
                             .push(coder.encode(&anchors[a], &face_box));
                         targets.matched_boxes.push(face_box);
                         targets.positive_anchors.push(anchors[a]);
+                        targets.positive_faces.push(face);
                     }
                     AnchorMatch::Negative => targets.weights[flat] = 1.0,
                     AnchorMatch::Ignored => {}
@@ -120,7 +128,9 @@ mod tests {
         assert_eq!(t.weights, vec![1.0; 6]);
         assert_eq!(t.positive_index, vec![0]);
         assert_eq!(t.box_deltas, vec![[0.0; 4]]);
+        assert_eq!(t.positive_faces, vec![0]);
         assert_eq!(t.num_positive(), 1);
+        assert_eq!(t.attention, None);
     }
 
     #[test]
