@@ -3,25 +3,39 @@
 //!
 //! Box format everywhere in this crate: `[x1, y1, x2, y2]` in pixels of the network input.
 
+mod attention_targets;
 mod detector;
 mod error;
+mod face_model;
 mod loss;
+mod model_spec;
 mod postprocess;
 pub mod retinaface;
 pub mod retinaface_detect;
+mod retinaface_loss;
+mod retinaface_model;
+mod retinaface_spec;
 mod spec;
 mod targets;
 
+pub use attention_targets::{AttentionAssigner, AttentionRule, AttentionTargets};
 pub use detector::{Detector, RawOutputs};
 pub use error::ModelError;
+pub use face_model::{FaceLoss, FaceModel, FaceOutputs};
 pub use loss::{LossParts, LossValues};
+pub use model_spec::{Architecture, ModelSpec};
 pub use postprocess::Detection;
 pub use retinaface::{
     RetinaFaceNet, RetinaFaceNetConfig, RetinaFaceOutputs, RETINAFACE_MNET, RETINAFACE_R50,
+    RETINAFACE_STRIDES,
 };
 pub use retinaface_detect::{retinaface_detect, retinaface_priors, FaceDetection, RetinaFaceTest};
+pub use retinaface_loss::{retinaface_loss, RetinaFaceLossParts, RetinaFaceTargets};
+pub use retinaface_model::RetinaFace;
+pub use retinaface_spec::{RetinaFaceAssignSpec, RetinaFaceLossSpec, RetinaFaceSpec};
 pub use spec::{
-    AnchorSpec, AssignSpec, BackboneSpec, BoxLossSpec, CoderSpec, DetectorSpec, ExtraSourceSpec,
-    FpnSpec, HeadNormSpec, HeadSpec, LossSpec, MobileNetSpec, NeckSpec, ResNetSpec, TestSpec,
+    AnchorSpec, AssignSpec, AttentionLevelsSpec, AttentionSpec, BackboneSpec, BoxLossSpec,
+    CoderSpec, DetectorSpec, ExtraSourceSpec, FpnSpec, HeadNormSpec, HeadSpec, LossSpec,
+    MobileNetSpec, NeckSpec, ResNetSpec, TestSpec,
 };
 pub use targets::{DenseTargets, FaceTargets};

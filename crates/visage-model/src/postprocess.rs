@@ -15,6 +15,36 @@ pub struct Detection {
     pub bbox: BoxXyxy,
     /// Face probability in [0, 1].
     pub score: f32,
+    /// Left eye, right eye, nose, left and right mouth corner, `[x, y]` pixels of the network
+    /// input, for architectures with a landmark head (RetinaFace); `None` otherwise.
+    pub landmarks: Option<[[f32; 2]; 5]>,
+}
+
+impl From<crate::retinaface_detect::FaceDetection> for Detection {
+    fn from(d: crate::retinaface_detect::FaceDetection) -> Self {
+        Detection {
+            bbox: d.bbox,
+            score: d.score,
+            landmarks: Some(d.landmarks),
+        }
+    }
+}
+
+impl Detection {
+    /// The detection in the frame of an image `1 / scale` times the input's size (boxes and
+    /// landmarks divided by `scale`).
+    pub fn unscaled(mut self, scale: f32) -> Self {
+        if scale != 1.0 {
+            for v in &mut self.bbox {
+                *v /= scale;
+            }
+            for p in self.landmarks.iter_mut().flatten() {
+                p[0] /= scale;
+                p[1] /= scale;
+            }
+        }
+        self
+    }
 }
 
 impl<B: Backend> Detector<B> {
@@ -96,6 +126,7 @@ pub fn select_detections(
         .map(|k| Detection {
             bbox: boxes[k],
             score: kept_scores[k],
+            landmarks: None,
         })
         .collect()
 }
@@ -136,6 +167,20 @@ mod tests {
         assert_eq!(dets[0].bbox, [0.0, 0.0, 10.0, 10.0]);
         assert_eq!(dets[0].score, 0.9);
         assert_eq!(dets[1].bbox, [30.0, 0.0, 45.0, 20.0]);
+    }
+
+    #[test]
+    fn unscaling_maps_boxes_and_landmarks_back() {
+        let d = Detection {
+            bbox: [10.0, 20.0, 30.0, 40.0],
+            score: 0.5,
+            landmarks: Some([[12.0, 22.0]; 5]),
+        };
+        let u = d.unscaled(0.5);
+        assert_eq!(u.bbox, [20.0, 40.0, 60.0, 80.0]);
+        assert_eq!(u.landmarks, Some([[24.0, 44.0]; 5]));
+        assert_eq!(u.score, 0.5);
+        assert_eq!(d.unscaled(1.0), d);
     }
 
     #[test]

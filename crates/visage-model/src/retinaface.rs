@@ -60,15 +60,15 @@ pub struct RetinaFaceNet<B: Backend> {
     pub landmark_head: Vec<Conv2d<B>>,
 }
 
-/// Strides the FPN consumes.
-const STRIDES: [usize; 3] = [8, 16, 32];
+/// Strides of the three levels (the backbone levels the FPN consumes, and the prior steps).
+pub const RETINAFACE_STRIDES: [usize; 3] = [8, 16, 32];
 
 impl RetinaFaceNetConfig {
     /// Builds the network (freshly initialised).
     pub fn init<B: Backend>(&self, device: &B::Device) -> RetinaFaceNet<B> {
         let strides = self.backbone.strides();
         let channels = self.backbone.out_channels();
-        let in_channels = STRIDES.map(|s| {
+        let in_channels = RETINAFACE_STRIDES.map(|s| {
             let i = strides
                 .iter()
                 .position(|&t| t == s)
@@ -107,7 +107,7 @@ impl<B: Backend> RetinaFaceNet<B> {
         let levels = self
             .body
             .forward(images)
-            .select(&STRIDES)
+            .select(&RETINAFACE_STRIDES)
             .expect("the backbone has strides 8, 16 and 32");
         let pyramid = self.fpn.forward(levels).into_tensors();
         let features: Vec<Tensor<B, 4>> = [&self.ssh1, &self.ssh2, &self.ssh3]

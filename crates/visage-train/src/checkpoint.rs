@@ -9,9 +9,10 @@
 //! Every directory is written under a temporary name and renamed into place, so a crash never
 //! leaves a half-written checkpoint where a reader looks.
 //!
-//! The model is a safetensors file keyed by parameter path (`backbone.layer1.0.conv1.weight`,
-//! `neck.lateral.0.weight`, ...; enum variants are not part of a key), readable by any
-//! safetensors tool; the optimiser state is Burn's named MessagePack record.
+//! The model is a safetensors file keyed by parameter path (RetinaNet:
+//! `backbone.layer1.0.conv1.weight`, `neck.lateral.0.weight`, ...; RetinaFace: `net.body.*`,
+//! `net.fpn.*`, ...; enum variants are not part of a key), readable by any safetensors tool;
+//! the optimiser state is Burn's named MessagePack record.
 
 use std::path::{Path, PathBuf};
 
@@ -21,7 +22,8 @@ use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn_store::{ModuleSnapshot, SafetensorsStore};
 use serde::{Deserialize, Serialize};
-use visage_model::Detector;
+use visage_backbone::weights::StateDict;
+use visage_model::FaceModel;
 
 use crate::config::ExperimentConfig;
 use crate::error::{io, TrainError};
@@ -56,14 +58,14 @@ fn model_store(path: &Path) -> SafetensorsStore {
         .overwrite(true)
 }
 
-fn save_model<B: Backend>(model: &Detector<B>, path: &Path) -> Result<(), TrainError> {
+fn save_model<B: Backend>(model: &FaceModel<B>, path: &Path) -> Result<(), TrainError> {
     model
         .save_into(&mut model_store(path))
         .map_err(|e| checkpoint_error(path, e))
 }
 
 /// Loads `dir/model.safetensors` into `model`: every tensor, or an error naming the file.
-fn load_model<B: Backend>(mut model: Detector<B>, dir: &Path) -> Result<Detector<B>, TrainError> {
+fn load_model<B: Backend>(model: FaceModel<B>, dir: &Path) -> Result<FaceModel<B>, TrainError> {
     let path = dir.join(MODEL);
     if !path.is_file() {
         return Err(checkpoint_error(
@@ -71,9 +73,17 @@ fn load_model<B: Backend>(mut model: Detector<B>, dir: &Path) -> Result<Detector
             "missing (checkpoints written before model.safetensors are not readable)",
         ));
     }
+    load_model_file(model, &path)
+}
+
+/// Loads a `model.safetensors` file (parameter paths as keys) into `model`.
+fn load_model_file<B: Backend>(
+    mut model: FaceModel<B>,
+    path: &Path,
+) -> Result<FaceModel<B>, TrainError> {
     model
-        .load_from(&mut model_store(&path))
-        .map_err(|e| checkpoint_error(&path, e))?;
+        .load_from(&mut model_store(path))
+        .map_err(|e| checkpoint_error(path, e))?;
     Ok(model)
 }
 
@@ -87,14 +97,14 @@ fn checkpoint_error(path: &Path, message: impl std::fmt::Display) -> TrainError 
 /// Writes `dir` atomically: everything goes to `dir.tmp` first, which is renamed into place.
 pub fn save_checkpoint<B, O>(
     dir: &Path,
-    model: &Detector<B>,
+    model: &FaceModel<B>,
     optimizer: &O,
     state: &TrainState,
     config: &ExperimentConfig,
 ) -> Result<(), TrainError>
 where
     B: AutodiffBackend,
-    O: Optimizer<Detector<B>, B>,
+    O: Optimizer<FaceModel<B>, B>,
 {
     let tmp = sibling(dir, "tmp");
     if tmp.exists() {
@@ -187,27 +197,73 @@ pub fn read_checkpoint_meta(dir: &Path) -> Result<(ExperimentConfig, TrainState)
 pub fn load_detector<B: Backend>(
     weights: &Path,
     device: &B::Device,
-) -> Result<(Detector<B>, ExperimentConfig), TrainError> {
+) -> Result<(FaceModel<B>, ExperimentConfig), TrainError> {
     let dir = resolve_checkpoint(weights)?;
     let (config, _) = read_checkpoint_meta(&dir)?;
     let model = load_model(
-        Detector::<B>::new(&config.model, &config.test, device)?,
+        FaceModel::<B>::new(&config.model, &config.test, device)?,
         &dir,
     )?;
     Ok((model, config))
 }
 
+/// Builds the detector for inference from what `visage detect --weights W [--config C]`
+/// names:
+///
+/// - `W` a checkpoint or run directory: its model, with its own config unless `C` is given
+///   (then `C` describes the model, data normalisation and test settings);
+/// - `W` a file (needs `C`): a Pytorch_Retinaface checkpoint (`.pth` or safetensors, a
+///   `module.` prefix removed; `architecture = "retinaface"`), or a visage
+///   `model.safetensors`.
+pub fn load_for_inference<B: Backend>(
+    weights: &Path,
+    config: Option<&Path>,
+    device: &B::Device,
+) -> Result<(FaceModel<B>, ExperimentConfig), TrainError> {
+    let Some(config_path) = config else {
+        if weights.is_file() {
+            return Err(checkpoint_error(
+                weights,
+                "a weights file needs --config (the experiment config describing its model)",
+            ));
+        }
+        return load_detector(weights, device);
+    };
+    let config = ExperimentConfig::load(config_path)?;
+    let model = FaceModel::<B>::new(&config.model, &config.test, device)?;
+    let model = if weights.is_file() {
+        load_weights_file(model, weights)?
+    } else {
+        load_model(model, &resolve_checkpoint(weights)?)?
+    };
+    Ok((model, config))
+}
+
+/// Loads a weights file into `model`: Pytorch_Retinaface's keys (`body.*`, `fpn.*`,
+/// `ClassHead.*`, ...) into a RetinaFace, else a visage `model.safetensors`.
+pub fn load_weights_file<B: Backend>(
+    model: FaceModel<B>,
+    path: &Path,
+) -> Result<FaceModel<B>, TrainError> {
+    let dict = StateDict::read(path).map_err(visage_model::ModelError::from)?;
+    let is_visage = dict.keys().any(|k| k.starts_with("net."));
+    if matches!(model, FaceModel::RetinaFace(_)) && !is_visage {
+        return Ok(model.load_pytorch_retinaface(&dict)?);
+    }
+    load_model_file(model, path)
+}
+
 /// Loads model weights and optimiser state into a run being resumed.
 pub fn load_for_resume<B, O>(
     dir: &Path,
-    model: Detector<B>,
+    model: FaceModel<B>,
     optimizer: O,
     device: &B::Device,
-) -> Result<(Detector<B>, O, TrainState), TrainError>
+) -> Result<(FaceModel<B>, O, TrainState), TrainError>
 where
     B: AutodiffBackend,
-    O: Optimizer<Detector<B>, B>,
-    Detector<B>: AutodiffModule<B>,
+    O: Optimizer<FaceModel<B>, B>,
+    FaceModel<B>: AutodiffModule<B>,
 {
     let (_, state) = read_checkpoint_meta(dir)?;
     let model = load_model(model, dir)?;

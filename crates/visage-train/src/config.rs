@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use visage_data::{ChannelOrder, CropScale, OnBadImage, DEFAULT_MAX_IMAGE_PIXELS};
-use visage_model::{DetectorSpec, TestSpec};
+use visage_model::{ModelSpec, TestSpec};
 
 use crate::error::TrainError;
 
@@ -19,8 +19,9 @@ pub struct ExperimentConfig {
     pub run_dir: PathBuf,
     /// `[data]`.
     pub data: DataSpec,
-    /// `[model]`.
-    pub model: DetectorSpec,
+    /// `[model]`: `architecture = "retinanet"` (the default) or `"retinaface"`, and that
+    /// architecture's keys.
+    pub model: ModelSpec,
     /// `[train]`.
     pub train: TrainSpec,
     /// `[test]`.
@@ -41,6 +42,15 @@ pub struct DataSpec {
     /// Drop faces marked `invalid` in the annotations.
     #[serde(default = "yes")]
     pub drop_invalid: bool,
+    /// Train from a RetinaFace `label.txt` (boxes and five landmarks per face;
+    /// Pytorch_Retinaface's `train/label.txt`, which the synthetic set also writes) instead of
+    /// `wider_face_split/wider_face_train_bbx_gt.txt` (boxes only). Relative to `root`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_labels: Option<PathBuf>,
+    /// The folder the training annotations' image paths are relative to, relative to `root`
+    /// (default `WIDER_train/images`; Pytorch_Retinaface's layout: `train/images`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_images: Option<PathBuf>,
     /// Side of the square training input, pixels.
     pub input_size: u32,
     /// Random square crop side, as a fraction of the image's short edge: `[a, b]` (or
@@ -137,6 +147,14 @@ pub struct TrainSpec {
     pub optimizer: OptimizerKind,
     /// Images per batch.
     pub batch_size: usize,
+    /// Data-parallel replicas on the one device (default 1): each batch is split into this
+    /// many shards that run forward, loss and backward on their own threads against forks of
+    /// the model, and their gradients are summed for one optimiser step (see
+    /// `visage_train::data_parallel`). Each shard normalises its loss by its own positives
+    /// and batch norm sees per-shard statistics, as with PyTorch's DDP on that many workers.
+    /// For CPU training; keep 1 on a GPU. At most `batch_size`.
+    #[serde(default = "one_replica")]
+    pub replicas: usize,
     /// Base learning rate (after warm-up, before decay).
     pub lr: f64,
     /// SGD momentum (no dampening, as PyTorch's SGD); unused by AdamW.
@@ -184,6 +202,10 @@ fn half() -> f32 {
 fn two() -> usize {
     2
 }
+fn one_replica() -> usize {
+    1
+}
+
 fn one() -> f32 {
     1.0
 }
@@ -320,6 +342,15 @@ impl ExperimentConfig {
         if t.batch_size == 0 {
             return Err(invalid("train.batch_size", "must be > 0"));
         }
+        if !(1..=t.batch_size).contains(&t.replicas) {
+            return Err(invalid(
+                "train.replicas",
+                format!(
+                    "must be in 1..=batch_size ({}), got {}",
+                    t.batch_size, t.replicas
+                ),
+            ));
+        }
         if !(t.lr.is_finite() && t.lr > 0.0) {
             return Err(invalid("train.lr", "must be > 0"));
         }
@@ -365,18 +396,77 @@ mod tests {
         assert_eq!(config, again);
     }
 
+    /// Whether building the model of `spec` is too slow for a unit test (full-width ResNet-50
+    /// and deeper: tens of millions of parameters to initialise); those are validated only.
+    fn is_large(spec: &ModelSpec) -> bool {
+        matches!(spec.backbone(), visage_model::BackboneSpec::Resnet(r)
+            if r.depth >= 50 && r.width_multiplier >= 0.5)
+    }
+
     #[test]
-    fn every_shipped_config_loads() {
+    fn every_shipped_config_loads_round_trips_and_builds() {
+        use burn::backend::Flex;
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
-        let mut n = 0;
+        let mut names = Vec::new();
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {
-                ExperimentConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
-                n += 1;
+                let config = ExperimentConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                let again: ExperimentConfig = toml::from_str(&config.to_toml())
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert_eq!(config, again, "{}", path.display());
+                if !is_large(&config.model) {
+                    visage_model::FaceModel::<Flex>::new(
+                        &config.model,
+                        &config.test,
+                        &Default::default(),
+                    )
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                }
+                names.push(path.file_stem().unwrap().to_string_lossy().into_owned());
             }
         }
-        assert!(n >= 1);
+        for expected in [
+            "quickstart",
+            "retinaface-mnet",
+            "retinaface-r50",
+            "retinaface-mnet-tiny",
+        ] {
+            assert!(names.iter().any(|n| n == expected), "{expected} missing");
+        }
+    }
+
+    #[test]
+    fn retinaface_configs_follow_pytorch_retinaface() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        for name in ["retinaface-mnet", "retinaface-r50"] {
+            let config = ExperimentConfig::load(&dir.join(format!("{name}.toml"))).unwrap();
+            let ModelSpec::RetinaFace(spec) = &config.model else {
+                panic!("{name} is not a RetinaFace config")
+            };
+            assert_eq!(
+                spec.min_sizes,
+                vec![vec![16.0, 32.0], vec![64.0, 128.0], vec![256.0, 512.0]]
+            );
+            assert_eq!(spec.variances, [0.1, 0.2]);
+            assert_eq!(spec.assign.match_iou, 0.35);
+            assert_eq!(spec.loss.neg_pos_ratio, 7.0);
+            assert_eq!(spec.loss.box_weight, 2.0);
+            assert_eq!(config.data.channel_order, ChannelOrder::Bgr);
+            assert_eq!(config.data.mean, [104.0, 117.0, 123.0]);
+            assert_eq!(config.data.std, [1.0; 3]);
+            let t = &config.test;
+            assert_eq!(
+                (
+                    t.score_threshold,
+                    t.pre_nms_top_k,
+                    t.nms_threshold,
+                    t.max_detections
+                ),
+                (0.02, 5000, 0.4, 750)
+            );
+            assert_eq!(t.max_size, None, "detect.py runs at the original size");
+        }
     }
 
     #[test]

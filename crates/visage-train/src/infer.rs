@@ -6,7 +6,7 @@ use burn::tensor::TensorData;
 use image::imageops::FilterType;
 use image::RgbImage;
 use visage_data::{to_chw_ordered, ChannelOrder};
-use visage_model::{Detection, Detector};
+use visage_model::{Detection, FaceModel};
 
 /// An image ready for the network.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,12 +65,13 @@ pub struct BatchTiming {
 }
 
 /// Runs the detector on a batch of prepared images of one size; `result[i]` are the boxes of
-/// `images[i]` as `[x1, y1, x2, y2]` in pixels of that ORIGINAL image.
+/// `images[i]` as `[x1, y1, x2, y2]` (and landmarks, where the architecture has them) in
+/// pixels of that ORIGINAL image.
 ///
 /// # Panics
 /// If the images differ in size (group them by `(height, width)` first) or `images` is empty.
 pub fn detect_batch<B: Backend>(
-    model: &Detector<B>,
+    model: &FaceModel<B>,
     images: Vec<PreparedImage>,
     device: &B::Device,
 ) -> (Vec<Vec<Detection>>, BatchTiming) {
@@ -94,16 +95,12 @@ pub fn detect_batch<B: Backend>(
     let outputs = model.forward(input);
     let forward_s = started.elapsed().as_secs_f64();
     let started = std::time::Instant::now();
-    let mut detections = model.postprocess(&outputs);
-    for (dets, scale) in detections.iter_mut().zip(scales) {
-        if scale != 1.0 {
-            for d in dets.iter_mut() {
-                for v in &mut d.bbox {
-                    *v /= scale;
-                }
-            }
-        }
-    }
+    let detections: Vec<Vec<Detection>> = model
+        .postprocess(&outputs)
+        .into_iter()
+        .zip(scales)
+        .map(|(dets, scale)| dets.into_iter().map(|d| d.unscaled(scale)).collect())
+        .collect();
     let timing = BatchTiming {
         forward_s,
         postprocess_s: started.elapsed().as_secs_f64(),
@@ -114,7 +111,7 @@ pub fn detect_batch<B: Backend>(
 /// Runs the detector on one prepared image; boxes are `[x1, y1, x2, y2]` in pixels of the
 /// ORIGINAL image.
 pub fn detect_prepared<B: Backend>(
-    model: &Detector<B>,
+    model: &FaceModel<B>,
     image: PreparedImage,
     device: &B::Device,
 ) -> Vec<Detection> {
@@ -157,7 +154,7 @@ mod tests {
             ..Default::default()
         };
         let device = Default::default();
-        let model = Detector::<Flex>::new(&spec, &test, &device).unwrap();
+        let model = FaceModel::<Flex>::new(&spec.into(), &test, &device).unwrap();
         let image = |seed: u8| {
             RgbImage::from_fn(40, 32, |x, y| {
                 image::Rgb([(x as u8).wrapping_mul(seed), (y as u8) ^ seed, seed])

@@ -4,6 +4,7 @@
 
 pub mod checkpoint;
 mod config;
+pub mod data_parallel;
 mod error;
 pub mod infer;
 pub mod metrics;

@@ -6,16 +6,17 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer, SgdConfig};
+use burn::optim::{AdamWConfig, Optimizer, SgdConfig};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::TensorData;
 use indicatif::{ProgressBar, ProgressStyle};
 use visage_data::{Batch, EpochSummary, Loader, LoaderConfig};
-use visage_model::{Detector, FaceTargets, LossValues};
+use visage_model::{FaceModel, FaceTargets, LossValues, ModelError};
 
 use crate::checkpoint::{load_for_resume, publish_checkpoint, save_checkpoint, TrainState};
 use crate::config::{ExperimentConfig, OptimizerKind};
+use crate::data_parallel::{parallel_gradients, shard_ranges, ShardLoss, StepGradients};
 use crate::error::{io, TrainError};
 use crate::metrics::{EvalRecord, MetricsLog, StepRecord};
 use crate::schedule::LrSchedule;
@@ -52,23 +53,88 @@ pub struct TrainSummary {
     pub images_per_second: f64,
 }
 
-/// Moves a loader batch into the network input and per-image face targets (no copy).
-fn batch_to_tensors<B: Backend>(
-    batch: Batch,
+/// A loader batch split into what a training step needs: the normalised pixels and the
+/// per-image face targets.
+struct StepBatch {
+    /// `[n, 3, size, size]` row-major.
+    pixels: Vec<f32>,
+    /// Side of the square input.
+    size: usize,
+    /// One per image.
+    faces: Vec<FaceTargets>,
+}
+
+impl StepBatch {
+    fn new(batch: Batch) -> Self {
+        let faces = batch
+            .targets
+            .into_iter()
+            .map(|t| FaceTargets {
+                boxes: t.boxes,
+                landmarks: t.landmarks.iter().map(|l| l.map(|l| l.points)).collect(),
+            })
+            .collect();
+        StepBatch {
+            pixels: batch.images,
+            size: batch.size,
+            faces,
+        }
+    }
+
+    /// The pixels split into the shards of [`shard_ranges`], each with its image range
+    /// (no copy for one shard).
+    fn into_shards(self, replicas: usize) -> (Vec<(ShardData, usize)>, Vec<FaceTargets>) {
+        let per_image = 3 * self.size * self.size;
+        let mut pixels = self.pixels;
+        let mut shards = Vec::new();
+        for rows in shard_ranges(self.faces.len(), replicas).into_iter().rev() {
+            let chunk = pixels.split_off(rows.start * per_image);
+            let n = rows.len();
+            shards.push((
+                ShardData {
+                    pixels: chunk,
+                    rows,
+                },
+                n,
+            ));
+        }
+        shards.reverse();
+        (shards, self.faces)
+    }
+}
+
+/// One shard of a step: its images' pixels and their range in the batch.
+struct ShardData {
+    pixels: Vec<f32>,
+    rows: std::ops::Range<usize>,
+}
+
+/// One training step's forward passes, losses and backward passes over `replicas` shards of
+/// the batch (the optimiser step is the caller's): the loss values and the summed gradients.
+///
+/// # Errors
+/// [`ModelError::NonFiniteLoss`] before any gradient is computed; [`ModelError::InvalidInput`]
+/// when the targets do not fit the batch.
+fn loss_and_gradients<B: AutodiffBackend>(
+    model: &FaceModel<B>,
+    batch: StepBatch,
+    replicas: usize,
     device: &B::Device,
-) -> (Tensor<B, 4>, Vec<FaceTargets>) {
-    let n = batch.targets.len();
-    let s = batch.size;
-    let images = Tensor::<B, 4>::from_data(TensorData::new(batch.images, [n, 3, s, s]), device);
-    let faces = batch
-        .targets
-        .into_iter()
-        .map(|t| FaceTargets {
-            boxes: t.boxes,
-            landmarks: t.landmarks.iter().map(|l| l.map(|l| l.points)).collect(),
+) -> Result<StepGradients, ModelError> {
+    let size = batch.size;
+    let (shards, faces) = batch.into_shards(replicas);
+    parallel_gradients(model, shards, |replica: &FaceModel<B>, shard: ShardData| {
+        let n = shard.rows.len();
+        let images =
+            Tensor::<B, 4>::from_data(TensorData::new(shard.pixels, [n, 3, size, size]), device);
+        let outputs = replica.forward(images);
+        let loss = replica.loss(&outputs, &faces[shard.rows])?;
+        let values = loss.values()?;
+        Ok(ShardLoss {
+            total: loss.total,
+            values,
         })
-        .collect();
-    (images, faces)
+    })
 }
 
 fn progress_bar(enabled: bool, len: usize, epoch: usize, epochs: usize) -> ProgressBar {
@@ -171,7 +237,7 @@ pub fn train<B: AutodiffBackend>(
 
     // Seed the backend so weight initialisation (like the data order) follows `train.seed`.
     B::seed(device, spec.seed);
-    let mut model = Detector::<B>::new(&config.model, &config.test, device)?;
+    let mut model = FaceModel::<B>::new(&config.model, &config.test, device)?;
     if !options.resume {
         // A resumed run's checkpoint holds every weight; a new run may start from ImageNet.
         let (loaded, file) = model.load_initial_backbone_weights()?;
@@ -203,7 +269,7 @@ pub fn train<B: AutodiffBackend>(
                     penalty: spec.weight_decay,
                 }))
                 .with_gradient_clipping(clipping)
-                .init::<B, Detector<B>>();
+                .init::<B, FaceModel<B>>();
             run.run(model, optimizer, device)
         }
         OptimizerKind::Adamw => {
@@ -211,7 +277,7 @@ pub fn train<B: AutodiffBackend>(
                 .with_epsilon(1e-8)
                 .with_weight_decay(spec.weight_decay)
                 .with_grad_clipping(clipping)
-                .init::<B, Detector<B>>();
+                .init::<B, FaceModel<B>>();
             run.run(model, optimizer, device)
         }
     }
@@ -230,13 +296,13 @@ struct Run<'a> {
 impl Run<'_> {
     fn run<B, O>(
         self,
-        mut model: Detector<B>,
+        mut model: FaceModel<B>,
         mut optimizer: O,
         device: &B::Device,
     ) -> Result<TrainSummary, TrainError>
     where
         B: AutodiffBackend,
-        O: Optimizer<Detector<B>, B>,
+        O: Optimizer<FaceModel<B>, B>,
     {
         let Run {
             config,
@@ -285,19 +351,23 @@ impl Run<'_> {
                 let batch = batch?;
                 data_summary.add(&batch);
                 let lr = schedule.lr(state.iteration);
-                let (images, faces) = batch_to_tensors::<B>(batch, device);
-                let outputs = model.forward(images);
-                let parts = model.loss(&outputs, &faces)?;
-                let values = parts.values().map_err(|e| TrainError::NonFiniteLoss {
-                    epoch,
-                    iteration: state.iteration,
-                    detail: e.to_string(),
-                })?;
-                let grads = GradientsParams::from_grads(parts.total.backward(), &model);
-                model = optimizer.step(lr, model, grads);
+                let batch = StepBatch::new(batch);
+                let batch_images = batch.faces.len();
+                let step = loss_and_gradients(&model, batch, spec.replicas, device).map_err(
+                    |e| match e {
+                        ModelError::NonFiniteLoss(detail) => TrainError::NonFiniteLoss {
+                            epoch,
+                            iteration: state.iteration,
+                            detail,
+                        },
+                        other => other.into(),
+                    },
+                )?;
+                let values = step.values;
+                model = optimizer.step(lr, model, step.grads);
                 state.iteration += 1;
-                images_seen += faces.len();
-                window_images += faces.len();
+                images_seen += batch_images;
+                window_images += batch_images;
                 epoch_loss += values.total as f64;
                 epoch_steps += 1;
                 let window_seconds = window_start.elapsed().as_secs_f64();

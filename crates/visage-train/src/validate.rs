@@ -15,7 +15,7 @@ use visage_data::{
     load_rgb, read_path_list, read_wider_txt, Dataset, SelectionPolicy, SelectionReport,
 };
 use visage_eval::{evaluate, write_submission, EvalReport, GroundTruth, Predictions};
-use visage_model::Detector;
+use visage_model::FaceModel;
 
 use crate::config::DataSpec;
 use crate::error::TrainError;
@@ -66,7 +66,7 @@ pub fn ground_truth_dir(root: &Path) -> PathBuf {
 /// no training annotations yet. A root without data and without `[data.synth]` is an error
 /// that says what is missing.
 pub fn ensure_dataset(data: &DataSpec) -> Result<(), TrainError> {
-    let train_txt = annotation_file(&data.root, Split::Train);
+    let train_txt = train_annotation_file(data);
     if train_txt.is_file() {
         return Ok(());
     }
@@ -95,17 +95,30 @@ pub fn ensure_dataset(data: &DataSpec) -> Result<(), TrainError> {
     Ok(())
 }
 
+/// The training annotations: `data.train_labels` (a RetinaFace `label.txt`) if set, else the
+/// train split's `_bbx_gt.txt`.
+pub fn train_annotation_file(data: &DataSpec) -> PathBuf {
+    match &data.train_labels {
+        Some(labels) => data.root.join(labels),
+        None => annotation_file(&data.root, Split::Train),
+    }
+}
+
 /// The training set of `data`, with the annotation policy applied.
 pub fn train_dataset(data: &DataSpec) -> Result<(Dataset, SelectionReport), TrainError> {
     let policy = SelectionPolicy {
         drop_invalid: data.drop_invalid,
         ..SelectionPolicy::default()
     };
-    Ok(Dataset::open_wider(
-        &annotation_file(&data.root, Split::Train),
-        &images_dir(&data.root, Split::Train),
-        &policy,
-    )?)
+    let images = match &data.train_images {
+        Some(dir) => data.root.join(dir),
+        None => images_dir(&data.root, Split::Train),
+    };
+    let annotations = train_annotation_file(data);
+    Ok(match data.train_labels {
+        Some(_) => Dataset::open_label(&annotations, &images, &policy)?,
+        None => Dataset::open_wider(&annotations, &images, &policy)?,
+    })
 }
 
 /// `(event, image name without extension, relative path)` of every image of a split.
@@ -128,7 +141,7 @@ fn split_images(root: &Path, split: Split) -> Result<Vec<(String, String, String
 /// Detects every image of `split` and writes the WIDER submission (`<out>/<event>/<name>.txt`).
 /// Returns the detections as [`Predictions`] and the number of images.
 fn detect_split<B: Backend>(
-    model: &Detector<B>,
+    model: &FaceModel<B>,
     data: &DataSpec,
     split: Split,
     out: Option<&Path>,
@@ -166,7 +179,7 @@ fn detect_split<B: Backend>(
 
 /// Detects over `split` and writes the submission to `out`; returns the image count.
 pub fn detect_and_write_split<B: Backend>(
-    model: &Detector<B>,
+    model: &FaceModel<B>,
     data: &DataSpec,
     split: Split,
     out: &Path,
@@ -180,7 +193,7 @@ pub fn detect_and_write_split<B: Backend>(
 /// Detects over `split` (optionally writing the submission to `out`) and scores it with the
 /// official protocol against `<root>/eval_tools/ground_truth`.
 pub fn evaluate_split<B: Backend>(
-    model: &Detector<B>,
+    model: &FaceModel<B>,
     data: &DataSpec,
     split: Split,
     out: Option<&Path>,

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use visage_data::{load_rgb, ChannelOrder};
 use visage_model::Detection;
-use visage_train::checkpoint::load_detector;
+use visage_train::checkpoint::load_for_inference;
 use visage_train::infer::{detect_batch, prepare_image, BatchTiming, PreparedImage};
 
 use crate::backend::{dispatch, BackendTask, DeviceArg};
@@ -25,9 +25,15 @@ pub struct DetectArgs {
     /// Image files and/or directories (walked recursively for .jpg, .jpeg, .png).
     #[arg(required = true)]
     images: Vec<PathBuf>,
-    /// A checkpoint directory, or a run directory (its best, else last checkpoint).
+    /// A checkpoint directory, or a run directory (its best, else last checkpoint); or, with
+    /// --config, a weights file: a Pytorch_Retinaface checkpoint (`mobilenet0.25_Final.pth`,
+    /// `Resnet50_Final.pth`, `.pth` or safetensors) or a visage `model.safetensors`.
     #[arg(long)]
     weights: PathBuf,
+    /// The experiment config describing the model, its input normalisation ([data]) and
+    /// post-processing ([test]), e.g. configs/retinaface-mnet.toml (default: the checkpoint's).
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Write detections as one JSON array to this file (at the end).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -125,8 +131,9 @@ impl BackendTask for DetectTask {
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
         let args = self.args;
-        let (mut model, config) = load_detector::<B::InnerBackend>(&args.weights, &device)
-            .with_context(|| format!("loading weights from {}", args.weights.display()))?;
+        let (mut model, config) =
+            load_for_inference::<B::InnerBackend>(&args.weights, args.config.as_deref(), &device)
+                .with_context(|| format!("loading weights from {}", args.weights.display()))?;
         let mut test = model.test_spec().clone();
         if let Some(v) = args.score_threshold {
             test.score_threshold = v;

@@ -20,6 +20,10 @@ pub struct JsonDetection {
     pub bbox: [f32; 4],
     /// Face score in [0, 1].
     pub score: f32,
+    /// Five `[x, y]` points in image pixels (left eye, right eye, nose, left and right mouth
+    /// corner), for architectures with a landmark head.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub landmarks: Option<[[f32; 2]; 5]>,
 }
 
 /// One image in the JSON output.
@@ -47,6 +51,7 @@ impl JsonImage {
                 .map(|d| JsonDetection {
                     bbox: d.bbox,
                     score: d.score,
+                    landmarks: d.landmarks,
                 })
                 .collect(),
         }
@@ -101,8 +106,7 @@ impl Sinks {
         if let Some(dir) = &self.draw {
             let out = drawn_path(dir, path, index);
             let mut copy = image.clone();
-            let boxes: Vec<_> = detections.iter().map(|d| (d.bbox, d.score)).collect();
-            draw_detections(&mut copy, &boxes);
+            draw_detections(&mut copy, detections);
             copy.save(&out)
                 .with_context(|| format!("writing {}", out.display()))?;
         }

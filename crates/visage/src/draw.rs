@@ -1,7 +1,9 @@
-//! Drawing detections on a copy of an image: box outlines coloured by score, and the score
-//! written above each box with a small built-in bitmap font (digits and '.').
+//! Drawing detections on a copy of an image: box outlines coloured by score, the score
+//! written above each box with a small built-in bitmap font (digits and '.'), and the five
+//! landmarks as small squares where the detector predicts them.
 
 use image::{Rgb, RgbImage};
+use visage_model::Detection;
 
 /// 3 × 5 glyphs for '0'..'9' and '.', one row per `u8` (bit 2 = left column).
 const GLYPHS: [[u8; 5]; 11] = [
@@ -78,19 +80,43 @@ pub fn draw_text(image: &mut RgbImage, text: &str, x: i64, y: i64, colour: Rgb<u
     }
 }
 
-/// Draws every detection (box xyxy in image pixels, score) on `image`.
-pub fn draw_detections(image: &mut RgbImage, detections: &[([f32; 4], f32)]) {
+/// Colours of the five landmarks: left eye, right eye, nose, left and right mouth corner
+/// (detect.py's order of colours).
+const LANDMARK_COLOURS: [Rgb<u8>; 5] = [
+    Rgb([255, 0, 0]),
+    Rgb([0, 255, 255]),
+    Rgb([255, 0, 255]),
+    Rgb([0, 255, 0]),
+    Rgb([0, 0, 255]),
+];
+
+/// Fills the square of side `2·radius + 1` centred on `(x, y)`.
+pub fn draw_point(image: &mut RgbImage, x: f32, y: f32, colour: Rgb<u8>, radius: i64) {
+    let (cx, cy) = (x.round() as i64, y.round() as i64);
+    for dy in -radius..=radius {
+        for dx in -radius..=radius {
+            put(image, cx + dx, cy + dy, colour);
+        }
+    }
+}
+
+/// Draws every detection (box xyxy in image pixels, score, landmarks if any) on `image`.
+pub fn draw_detections(image: &mut RgbImage, detections: &[Detection]) {
     let scale = if image.width().max(image.height()) > 1000 {
         2
     } else {
         1
     };
-    for &(bbox, score) in detections {
+    for d in detections {
+        let (bbox, score) = (d.bbox, d.score);
         let colour = score_colour(score);
         draw_box(image, bbox, colour, scale + 1);
         let label = format!("{score:.2}");
         let y = (bbox[1].round() as i64 - 6 * scale - 1).max(0);
         draw_text(image, &label, bbox[0].round() as i64, y, colour, scale);
+        for (p, c) in d.landmarks.iter().flatten().zip(LANDMARK_COLOURS) {
+            draw_point(image, p[0], p[1], c, scale);
+        }
     }
 }
 
@@ -114,6 +140,29 @@ mod tests {
         assert_eq!(*image.get_pixel(15, 10), red);
         assert_eq!(*image.get_pixel(14, 10), red);
         assert_eq!(*image.get_pixel(0, 10), Rgb([0, 0, 0]));
+    }
+
+    #[test]
+    fn landmarks_are_drawn_as_coloured_points() {
+        let mut image = RgbImage::new(40, 40);
+        let marks = [
+            [10.0, 10.0],
+            [30.0, 10.0],
+            [20.0, 20.0],
+            [12.0, 30.0],
+            [28.0, 30.0],
+        ];
+        let d = Detection {
+            bbox: [2.0, 2.0, 38.0, 38.0],
+            score: 0.9,
+            landmarks: Some(marks),
+        };
+        draw_detections(&mut image, &[d]);
+        for (p, c) in marks.iter().zip(LANDMARK_COLOURS) {
+            assert_eq!(*image.get_pixel(p[0] as u32, p[1] as u32), c);
+            assert_eq!(*image.get_pixel(p[0] as u32 + 1, p[1] as u32 + 1), c);
+        }
+        assert_eq!(*image.get_pixel(20, 25), Rgb([0, 0, 0]));
     }
 
     #[test]
