@@ -12,7 +12,9 @@ random interpolation; `_expand` exists there but `preproc` does not call it), an
     /tmp/ref/bin/python tools/bench/python_loader.py --label ROOT/train/label.txt \
         --images ROOT/WIDER_train/images --batch 32 --size 640 --workers 0 1 2 --batches 24
 
-Prints images/s per `num_workers` (0 = everything in the main process). OpenCV's own thread
+Prints images/s per `num_workers` (0 = everything in the main process) and, at 0 workers,
+images per CPU-second of the process: on a machine shared with other work the steadier
+per-core figure. OpenCV's own thread
 pool is limited to one thread (`--cv-threads`) so that "workers" counts cores; Pytorch_Retinaface
 leaves it at the default.
 """
@@ -346,16 +348,19 @@ def main():
         first, _ = next(it)  # warm-up: worker start, first batch
         assert first.shape == (args.batch, 3, args.size, args.size), first.shape
         assert first.dtype == torch.float32
-        t = time.perf_counter()
+        t, cpu0 = time.perf_counter(), time.process_time()
         for _ in range(args.batches):
             imgs, _ = next(it)
         dt = time.perf_counter() - t
+        cpu = time.process_time() - cpu0  # the main process only: all the work at 0 workers
         del it
-        ips = args.batches * args.batch / dt
+        n = args.batches * args.batch
+        ips = n / dt
         cores = max(workers, 1)
         print(
             f"python workers={workers}: {ips:.1f} images/s ({ips / cores:.1f} per core), "
             f"{dt:.2f} s for {args.batches} batches"
+            + (f", {n / cpu:.1f} images per CPU-second" if workers == 0 else "")
         )
 
 

@@ -1,13 +1,27 @@
 //! The multi-threaded batch loader: shuffle, decode, augment, normalise.
 //!
 //! Per sample, in order (each optional step only draws from the RNG when enabled, so turning
-//! one on leaves the default pipeline's draws unchanged): colour jitter (`colour_jitter`; first,
-//! so that padding and expansion canvases keep the mean colour), SSD expand
-//! (`expand_max_ratio` > 1, with probability `expand_prob`), random square crop (`crop_scale`;
-//! when no crop keeps a face: a crop around a face, or with `pad_to_square` the whole image
-//! padded to a square), horizontal flip (`flip_prob`), square resize (bilinear, or one of five
-//! interpolations with `random_interpolation`), faces below `min_face_px` dropped, `[3, S, S]`
-//! planes in `channel_order`, `(pixel − mean) / std`.
+//! one on leaves the default pipeline's draws unchanged), which with Pytorch_Retinaface's
+//! settings is its `preproc` order (`_crop` → `_distort` → `_pad_to_square` → `_mirror` →
+//! `_resize_subtract_mean`):
+//! 1. SSD expand (`expand_max_ratio` > 1, with probability `expand_prob`; not in
+//!    Pytorch_Retinaface): the image at a random offset on a mean-coloured canvas;
+//! 2. random square crop (`crop_scale`); when no drawn crop keeps a face: with `pad_to_square`
+//!    the whole image, padded to a square after step 3 (Pytorch_Retinaface), otherwise a crop
+//!    around a face;
+//! 3. colour jitter (`colour_jitter`, Pytorch_Retinaface's `_distort`), drawn after the crop and
+//!    applied to the image's pixels inside the crop only: padding and expansion canvases keep
+//!    the mean colour (as in SSD, which distorts before expanding; the jitter is pointwise, so
+//!    this is the same as jittering the whole image first, at a fraction of the cost);
+//! 4. horizontal flip (`flip_prob`);
+//! 5. square resize to `input_size` (bilinear, or one of five interpolations drawn with
+//!    `random_interpolation`, the last draw), faces below `min_face_px` dropped;
+//! 6. `[3, S, S]` planes in `channel_order`, `(pixel − mean) / std`, written straight into the
+//!    sample's slot of the batch.
+//!
+//! No pixel is copied for the crop or the flip: the jitter works in place on the decoded image,
+//! the resize reads the crop rectangle from it, and the flip happens while writing the planes
+//! (resizing then mirroring equals mirroring then resizing, up to fixed-point rounding).
 //!
 //! Per epoch, the record order is shuffled by an RNG seeded from (seed, epoch); each sample is
 //! augmented with its own RNG seeded from (seed, epoch, record index), so a batch is the same
@@ -29,6 +43,7 @@
 //! [`Batch::skipped`] and an [`EpochSummary`] aggregates them per epoch. Which image replaces
 //! which depends only on (seed, epoch, batch, the files), never on the thread count.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -44,13 +59,13 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::augment::{
-    colour_jitter, expand, horizontal_flip, mean_pixel, random_square_crop, resize_square_with,
-    to_chw_ordered, ChannelOrder, CropFallback, CropScale, Sample,
+    crop_faces, expand_placed, flip_faces, map_faces, mean_pixel, pad_to_square, plan_crop,
+    write_chw, ChannelOrder, CropFallback, CropPlan, CropScale, Distortion, Sample,
 };
 use crate::dataset::Dataset;
 use crate::error::{BadImageKind, DataError};
 use crate::label_txt::Landmarks;
-use crate::resize::Interpolation;
+use crate::resize::{resize_region_into, Interpolation};
 
 /// Loader settings.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -378,7 +393,7 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, DataError> {
     Ok(reader
         .decode()
         .map_err(|e| DataError::image(path, e))?
-        .to_rgb8())
+        .into_rgb8())
 }
 
 /// Decodes an image file to RGB, refusing files whose header says width × height is above
@@ -441,7 +456,7 @@ pub fn load_rgb_limited(path: &Path, max_pixels: u64) -> Result<RgbImage, DataEr
     }
     Ok(image::DynamicImage::from_decoder(decoder)
         .map_err(fail)?
-        .to_rgb8())
+        .into_rgb8())
 }
 
 /// SplitMix64 finaliser.
@@ -468,21 +483,24 @@ impl Inner {
         order
     }
 
-    /// Decodes and augments record `index`: `[3, S, S]` values, the target and its face
-    /// counts. `salt` 0 is the record's own RNG stream; replacements use another.
+    /// Decodes and augments record `index`, writing its `[3, S, S]` values into `out`; returns
+    /// the target and its face counts. `salt` 0 is the record's own RNG stream; replacements
+    /// use another. On error `out` is left untouched.
     fn sample(
         &self,
         epoch: usize,
         index: usize,
         salt: u64,
-    ) -> Result<(Vec<f32>, Target, FaceStats), DataError> {
+        out: &mut [f32],
+    ) -> Result<(Target, FaceStats), DataError> {
         let cfg = &self.cfg;
         let rec = &self.dataset.records[index];
         let image = load_rgb_limited(
             &self.dataset.images_dir.join(&rec.path),
             cfg.max_image_pixels,
         )?;
-        let (w, h) = (image.width() as f32, image.height() as f32);
+        let (iw, ih) = image.dimensions();
+        let (w, h) = (iw as f32, ih as f32);
         let mut stats = FaceStats {
             annotated: rec.faces.len(),
             ..FaceStats::default()
@@ -516,11 +534,12 @@ impl Inner {
             boxes,
             landmarks,
         };
-        if cfg.colour_jitter {
-            colour_jitter(&mut s.image, &mut rng);
-        }
+        // Where the decoded image lies in `s.image` (moved by an expansion).
+        let mut photo = [0, 0, iw, ih];
         if cfg.expand_max_ratio > 1.0 && rng.random::<f32>() < cfg.expand_prob {
-            s = expand(s, &mut rng, cfg.expand_max_ratio, fill);
+            let (e, [left, top]) = expand_placed(s, &mut rng, cfg.expand_max_ratio, fill);
+            s = e;
+            photo = [left, top, iw, ih];
         }
         let fallback = if cfg.pad_to_square {
             CropFallback::PadToSquare(fill)
@@ -528,21 +547,70 @@ impl Inner {
             CropFallback::AroundFace
         };
         let before_crop = s.boxes.len();
-        let s = random_square_crop(s, &mut rng, &cfg.crop_scale, fallback);
-        stats.dropped_by_crop = before_crop.saturating_sub(s.boxes.len());
+        let (cw, ch) = s.image.dimensions();
+        let plan = plan_crop(cw, ch, &s.boxes, &mut rng, &cfg.crop_scale, fallback);
+        let distortion = cfg.colour_jitter.then(|| Distortion::draw(&mut rng));
+        let distort = |image: &mut RgbImage, [x, y, w, h]: [u32; 4]| {
+            if let Some(d) = &distortion {
+                // The decoded image's pixels inside the rectangle.
+                let (x0, y0) = (x.max(photo[0]), y.max(photo[1]));
+                let x1 = (x + w).min(photo[0] + photo[2]);
+                let y1 = (y + h).min(photo[1] + photo[3]);
+                if x0 < x1 && y0 < y1 {
+                    d.apply_rect(image, x0, y0, x1 - x0, y1 - y0);
+                }
+            }
+        };
+        let (region, (boxes, landmarks)) = match plan {
+            CropPlan::At { x0, y0, side } => {
+                let region = [x0, y0, side, side];
+                distort(&mut s.image, region);
+                (region, crop_faces(&s.boxes, &s.landmarks, x0, y0, side))
+            }
+            CropPlan::Pad(fill) => {
+                distort(&mut s.image, [0, 0, cw, ch]);
+                s = pad_to_square(s, fill);
+                let (pw, ph) = s.image.dimensions();
+                let faces = (
+                    std::mem::take(&mut s.boxes),
+                    std::mem::take(&mut s.landmarks),
+                );
+                ([0, 0, pw, ph], faces)
+            }
+            CropPlan::Keep => {
+                distort(&mut s.image, [0, 0, cw, ch]);
+                let faces = (
+                    std::mem::take(&mut s.boxes),
+                    std::mem::take(&mut s.landmarks),
+                );
+                ([0, 0, cw, ch], faces)
+            }
+        };
+        stats.dropped_by_crop = before_crop.saturating_sub(boxes.len());
         let flip = rng.random::<f32>() < cfg.flip_prob;
-        let s = if flip { horizontal_flip(s) } else { s };
+        let (rw, rh) = (region[2] as f32, region[3] as f32);
+        let (boxes, landmarks) = if flip {
+            flip_faces(&boxes, &landmarks, rw)
+        } else {
+            (boxes, landmarks)
+        };
         let interp = if cfg.random_interpolation {
             Interpolation::ALL[rng.random_range(0..Interpolation::ALL.len())]
         } else {
             Interpolation::Bilinear
         };
-        let s = resize_square_with(s, cfg.input_size, interp);
-        let mut target = Target {
-            boxes: Vec::with_capacity(s.boxes.len()),
-            landmarks: Vec::with_capacity(s.boxes.len()),
+        let size = cfg.input_size;
+        let (sx, sy) = (size as f32 / rw.max(1.0), size as f32 / rh.max(1.0));
+        let (boxes, landmarks) = if (region[2], region[3]) == (size, size) {
+            (boxes, landmarks)
+        } else {
+            map_faces(&boxes, &landmarks, |x, y| [x * sx, y * sy])
         };
-        for (b, lm) in s.boxes.iter().zip(&s.landmarks) {
+        let mut target = Target {
+            boxes: Vec::with_capacity(boxes.len()),
+            landmarks: Vec::with_capacity(boxes.len()),
+        };
+        for (b, lm) in boxes.iter().zip(&landmarks) {
             if (b[2] - b[0]).min(b[3] - b[1]) >= cfg.min_face_px.max(f32::MIN_POSITIVE) {
                 target.boxes.push(*b);
                 target.landmarks.push(*lm);
@@ -551,23 +619,30 @@ impl Inner {
             }
         }
         stats.kept = target.boxes.len();
-        Ok((
-            to_chw_ordered(&s.image, cfg.mean, cfg.std, cfg.channel_order),
-            target,
-            stats,
-        ))
+        let norm = (cfg.mean, cfg.std, cfg.channel_order);
+        RESIZED.with_borrow_mut(|buf| {
+            buf.resize(size as usize * size as usize * 3, 0);
+            if region[2] == 0 || region[3] == 0 {
+                buf.fill(0);
+            } else {
+                resize_region_into(&s.image, region, buf, (size, size), interp);
+            }
+            write_chw(buf, size as usize, norm, flip, out);
+        });
+        Ok((target, stats))
     }
 
-    /// Samples `(index, salt)` on the pool, in order.
-    #[allow(clippy::type_complexity)]
+    /// Samples `(index, salt)` on the pool, in order, each written into its `outs` slice.
     fn samples(
         &self,
         epoch: usize,
         jobs: &[(usize, u64)],
-    ) -> Vec<Result<(Vec<f32>, Target, FaceStats), DataError>> {
+        outs: Vec<&mut [f32]>,
+    ) -> Vec<Result<(Target, FaceStats), DataError>> {
         self.pool.install(|| {
             jobs.par_iter()
-                .map(|&(i, salt)| self.sample(epoch, i, salt))
+                .zip(outs)
+                .map(|(&(i, salt), out)| self.sample(epoch, i, salt, out))
                 .collect()
         })
     }
@@ -592,13 +667,18 @@ impl Inner {
     /// Batch `b` of `epoch` (`order` is the epoch's record order).
     fn batch(&self, epoch: usize, order: &[usize], b: usize) -> Result<Batch, DataError> {
         let bs = self.cfg.batch_size;
+        let s = self.cfg.input_size as usize;
+        let n = 3 * s * s;
+        // Zeroed lazily by the allocator; each worker writes (and so faults in) its own slots.
+        let mut images = vec![0.0f32; bs * n];
         let own: Vec<(usize, u64)> = order[b * bs..(b + 1) * bs]
             .iter()
             .map(|&i| (i, 0))
             .collect();
         let mut slots = Vec::with_capacity(bs);
         let mut skipped = Vec::new();
-        for (&(i, _), r) in own.iter().zip(self.samples(epoch, &own)) {
+        let results = self.samples(epoch, &own, images.chunks_exact_mut(n).collect());
+        for (&(i, _), r) in own.iter().zip(results) {
             match r {
                 Ok(part) => slots.push(Some((i, part))),
                 Err(e) => {
@@ -617,40 +697,42 @@ impl Inner {
             if empty.is_empty() {
                 break;
             }
-            let n = empty.len().min(order.len() - tried);
-            if n == 0 {
+            let m = empty.len().min(order.len() - tried);
+            if m == 0 {
                 let last = skipped.last().map_or_else(String::new, |s: &SkippedImage| {
                     format!("{}: {}", s.path.display(), s.kind)
                 });
                 return Err(DataError::NoReadableImage { tried, last });
             }
-            let jobs: Vec<(usize, u64)> = (0..n)
+            let jobs: Vec<(usize, u64)> = (0..m)
                 .map(|k| {
                     let pos = (next + k) % order.len();
                     (order[pos], ((b as u64) << 32 | pos as u64) + 1)
                 })
                 .collect();
+            // Which slot a candidate fills depends on which earlier candidates fail, so they
+            // are written aside and copied (rare: only after a bad image).
+            let mut aside = vec![0.0f32; m * n];
+            let results = self.samples(epoch, &jobs, aside.chunks_exact_mut(n).collect());
             let mut fill = empty.into_iter();
-            for (&(i, _), r) in jobs.iter().zip(self.samples(epoch, &jobs)) {
+            for ((&(i, _), r), values) in jobs.iter().zip(results).zip(aside.chunks_exact(n)) {
                 match r {
                     Ok(part) => {
                         if let Some(k) = fill.next() {
+                            images[k * n..(k + 1) * n].copy_from_slice(values);
                             slots[k] = Some((i, part));
                         }
                     }
                     Err(e) => skipped.push(self.skip_or_fail(i, e)?),
                 }
             }
-            next += n;
-            tried += n;
+            next += m;
+            tried += m;
         }
-        let s = self.cfg.input_size as usize;
-        let mut images = Vec::with_capacity(bs * 3 * s * s);
         let mut targets = Vec::with_capacity(bs);
         let mut indices = Vec::with_capacity(bs);
         let mut faces = FaceStats::default();
-        for (i, (img, t, st)) in slots.into_iter().flatten() {
-            images.extend_from_slice(&img);
+        for (i, (t, st)) in slots.into_iter().flatten() {
             targets.push(t);
             indices.push(i);
             faces.add(&st);
@@ -664,6 +746,11 @@ impl Inner {
             faces,
         })
     }
+}
+
+thread_local! {
+    /// Each worker's resized `S × S` RGB image, reused from sample to sample.
+    static RESIZED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Shuffling, augmenting, prefetching batch loader over a [`Dataset`].

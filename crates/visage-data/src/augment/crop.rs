@@ -11,7 +11,8 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::expand::pad_to_square;
-use super::Sample;
+use super::{Faces, Sample};
+use crate::label_txt::Landmarks;
 
 /// How the side of a random square crop is drawn, as a fraction of the image's short edge.
 ///
@@ -153,20 +154,36 @@ fn centre_inside(b: &[f32; 4], fx: f32, fy: f32, s: f32) -> bool {
 /// centre lies inside it, clipped to it. Landmarks are shifted; those now outside the crop are
 /// marked not visible.
 pub(crate) fn crop_at(sample: &Sample, x0: u32, y0: u32, side: u32) -> Sample {
+    let (boxes, landmarks) = crop_faces(&sample.boxes, &sample.landmarks, x0, y0, side);
+    Sample {
+        image: imageops::crop_imm(&sample.image, x0, y0, side, side).to_image(),
+        boxes,
+        landmarks,
+    }
+}
+
+/// The faces of [`crop_at`]: those whose centre lies inside the square, clipped and shifted.
+pub(crate) fn crop_faces(
+    boxes: &[[f32; 4]],
+    landmarks: &[Option<Landmarks>],
+    x0: u32,
+    y0: u32,
+    side: u32,
+) -> Faces {
     let (fx, fy, s) = (x0 as f32, y0 as f32, side as f32);
-    let mut boxes = Vec::new();
-    let mut landmarks = Vec::new();
-    for (b, lm) in sample.boxes.iter().zip(&sample.landmarks) {
+    let mut out_boxes = Vec::new();
+    let mut out_landmarks = Vec::new();
+    for (b, lm) in boxes.iter().zip(landmarks) {
         if !centre_inside(b, fx, fy, s) {
             continue;
         }
-        boxes.push([
+        out_boxes.push([
             (b[0] - fx).clamp(0.0, s),
             (b[1] - fy).clamp(0.0, s),
             (b[2] - fx).clamp(0.0, s),
             (b[3] - fy).clamp(0.0, s),
         ]);
-        landmarks.push(lm.map(|mut l| {
+        out_landmarks.push(lm.map(|mut l| {
             for k in 0..5 {
                 l.points[k] = [l.points[k][0] - fx, l.points[k][1] - fy];
                 let [px, py] = l.points[k];
@@ -177,11 +194,18 @@ pub(crate) fn crop_at(sample: &Sample, x0: u32, y0: u32, side: u32) -> Sample {
             l
         }));
     }
-    Sample {
-        image: imageops::crop_imm(&sample.image, x0, y0, side, side).to_image(),
-        boxes,
-        landmarks,
-    }
+    (out_boxes, out_landmarks)
+}
+
+/// What [`random_square_crop`] decided, before any pixel is copied.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum CropPlan {
+    /// The image has no pixels: leave it as it is.
+    Keep,
+    /// The `side × side` square at `(x0, y0)`.
+    At { x0: u32, y0: u32, side: u32 },
+    /// The whole image padded to a square with this colour ([`CropFallback::PadToSquare`]).
+    Pad(Rgb<u8>),
 }
 
 /// Random square crop (FAN / RetinaFace style).
@@ -196,9 +220,25 @@ pub fn random_square_crop(
     fallback: CropFallback,
 ) -> Sample {
     let (w, h) = sample.image.dimensions();
+    match plan_crop(w, h, &sample.boxes, rng, scale, fallback) {
+        CropPlan::Keep => sample,
+        CropPlan::At { x0, y0, side } => crop_at(&sample, x0, y0, side),
+        CropPlan::Pad(fill) => pad_to_square(sample, fill),
+    }
+}
+
+/// The draws of [`random_square_crop`] on a `w × h` image with faces `boxes`.
+pub(crate) fn plan_crop(
+    w: u32,
+    h: u32,
+    boxes: &[[f32; 4]],
+    rng: &mut impl Rng,
+    scale: &CropScale,
+    fallback: CropFallback,
+) -> CropPlan {
     let short = w.min(h);
     if short == 0 {
-        return sample;
+        return CropPlan::Keep;
     }
     let tries = match fallback {
         CropFallback::AroundFace => CROP_TRIES,
@@ -210,15 +250,15 @@ pub fn random_square_crop(
         let x0 = rng.random_range(0..=w - side);
         let y0 = rng.random_range(0..=h - side);
         let (fx, fy, s) = (x0 as f32, y0 as f32, side as f32);
-        if sample.boxes.is_empty() || sample.boxes.iter().any(|b| centre_inside(b, fx, fy, s)) {
-            return crop_at(&sample, x0, y0, side);
+        if boxes.is_empty() || boxes.iter().any(|b| centre_inside(b, fx, fy, s)) {
+            return CropPlan::At { x0, y0, side };
         }
     }
     if let CropFallback::PadToSquare(fill) = fallback {
-        return pad_to_square(sample, fill);
+        return CropPlan::Pad(fill);
     }
     // Fallback: the largest square, positioned over the centre of one face.
-    let b = sample.boxes[rng.random_range(0..sample.boxes.len())];
+    let b = boxes[rng.random_range(0..boxes.len())];
     let (cx, cy) = ((b[0] + b[2]) * 0.5, (b[1] + b[3]) * 0.5);
     let range = |c: f32, extent: u32| {
         let max0 = extent - short;
@@ -230,5 +270,9 @@ pub fn random_square_crop(
     let (yl, yh) = range(cy, h);
     let x0 = rng.random_range(xl..=xh);
     let y0 = rng.random_range(yl..=yh);
-    crop_at(&sample, x0, y0, short)
+    CropPlan::At {
+        x0,
+        y0,
+        side: short,
+    }
 }

@@ -31,8 +31,19 @@ pub fn pad_to_square(sample: Sample, fill: Rgb<u8>) -> Sample {
 /// (`left ∈ 0..=canvas W − W`, `top` likewise). Whether to expand at all (SSD: probability 0.5)
 /// is the caller's draw. `max_ratio ≤ 1` returns the sample unchanged without drawing.
 pub fn expand(sample: Sample, rng: &mut impl Rng, max_ratio: f32, fill: Rgb<u8>) -> Sample {
+    expand_placed(sample, rng, max_ratio, fill).0
+}
+
+/// [`expand`], also returning where the image went on the canvas (`[left, top]`; `[0, 0]` when
+/// not expanded).
+pub(crate) fn expand_placed(
+    sample: Sample,
+    rng: &mut impl Rng,
+    max_ratio: f32,
+    fill: Rgb<u8>,
+) -> (Sample, [u32; 2]) {
     if max_ratio.is_nan() || max_ratio <= 1.0 {
-        return sample;
+        return (sample, [0, 0]);
     }
     let (w, h) = sample.image.dimensions();
     let r = rng.random_range(1.0..=max_ratio);
@@ -40,5 +51,5 @@ pub fn expand(sample: Sample, rng: &mut impl Rng, max_ratio: f32, fill: Rgb<u8>)
     let ch = ((r * h as f32) as u32).max(h);
     let left = rng.random_range(0..=cw - w);
     let top = rng.random_range(0..=ch - h);
-    place(sample, cw, ch, left, top, fill)
+    (place(sample, cw, ch, left, top, fill), [left, top])
 }

@@ -2,20 +2,32 @@
 
 use image::imageops;
 
-use super::Sample;
+use super::{Faces, Sample};
+use crate::label_txt::Landmarks;
 
 /// Mirrors the image left-right; boxes and landmarks follow (`x → W − x`), and the left/right
 /// eye and left/right mouth corner are swapped so that index 0 stays the image-left eye
 /// (Pytorch_Retinaface's `_mirror`).
 pub fn horizontal_flip(sample: Sample) -> Sample {
-    let w = sample.image.width() as f32;
-    let boxes = sample
-        .boxes
+    let (boxes, landmarks) = flip_faces(
+        &sample.boxes,
+        &sample.landmarks,
+        sample.image.width() as f32,
+    );
+    Sample {
+        image: imageops::flip_horizontal(&sample.image),
+        boxes,
+        landmarks,
+    }
+}
+
+/// The faces of [`horizontal_flip`] for an image `w` pixels wide.
+pub(crate) fn flip_faces(boxes: &[[f32; 4]], landmarks: &[Option<Landmarks>], w: f32) -> Faces {
+    let boxes = boxes
         .iter()
         .map(|b| [w - b[2], b[1], w - b[0], b[3]])
         .collect();
-    let landmarks = sample
-        .landmarks
+    let landmarks = landmarks
         .iter()
         .map(|lm| {
             lm.map(|l| {
@@ -29,9 +41,5 @@ pub fn horizontal_flip(sample: Sample) -> Sample {
             })
         })
         .collect();
-    Sample {
-        image: imageops::flip_horizontal(&sample.image),
-        boxes,
-        landmarks,
-    }
+    (boxes, landmarks)
 }

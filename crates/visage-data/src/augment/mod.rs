@@ -17,10 +17,15 @@ use image::RgbImage;
 use crate::label_txt::Landmarks;
 use crate::resize::{resize_rgb_with, Interpolation};
 
+pub(crate) use colour::Distortion;
 pub use colour::{colour_jitter, hsv_cv_to_rgb, rgb_to_hsv_cv};
+pub(crate) use crop::{crop_faces, plan_crop, CropPlan};
 pub use crop::{random_square_crop, CropFallback, CropScale};
+pub(crate) use expand::expand_placed;
 pub use expand::{expand, pad_to_square};
+pub(crate) use flip::flip_faces;
 pub use flip::horizontal_flip;
+pub(crate) use normalise::write_chw;
 pub use normalise::{mean_pixel, to_chw, to_chw_ordered, ChannelOrder};
 
 /// An image with its faces. `boxes[i]` and `landmarks[i]` describe the same face.
@@ -38,32 +43,44 @@ impl Sample {
     /// `image` with this sample's faces moved by `map` (pixel `(x, y)` → new pixel), applied to
     /// both box corners and every landmark. For monotone per-axis maps (shifts, scales).
     pub(crate) fn remapped(&self, image: RgbImage, map: impl Fn(f32, f32) -> [f32; 2]) -> Sample {
-        let boxes = self
-            .boxes
-            .iter()
-            .map(|b| {
-                let ([x1, y1], [x2, y2]) = (map(b[0], b[1]), map(b[2], b[3]));
-                [x1, y1, x2, y2]
-            })
-            .collect();
-        let landmarks = self
-            .landmarks
-            .iter()
-            .map(|lm| {
-                lm.map(|mut l| {
-                    for p in &mut l.points {
-                        *p = map(p[0], p[1]);
-                    }
-                    l
-                })
-            })
-            .collect();
+        let (boxes, landmarks) = map_faces(&self.boxes, &self.landmarks, map);
         Sample {
             image,
             boxes,
             landmarks,
         }
     }
+}
+
+/// Faces: boxes `[x1, y1, x2, y2]` and their landmarks.
+pub(crate) type Faces = (Vec<[f32; 4]>, Vec<Option<Landmarks>>);
+
+/// The faces moved by `map` (pixel `(x, y)` → new pixel), applied to both box corners and every
+/// landmark. For monotone per-axis maps (shifts, scales).
+pub(crate) fn map_faces(
+    boxes: &[[f32; 4]],
+    landmarks: &[Option<Landmarks>],
+    map: impl Fn(f32, f32) -> [f32; 2],
+) -> Faces {
+    let boxes = boxes
+        .iter()
+        .map(|b| {
+            let ([x1, y1], [x2, y2]) = (map(b[0], b[1]), map(b[2], b[3]));
+            [x1, y1, x2, y2]
+        })
+        .collect();
+    let landmarks = landmarks
+        .iter()
+        .map(|lm| {
+            lm.map(|mut l| {
+                for p in &mut l.points {
+                    *p = map(p[0], p[1]);
+                }
+                l
+            })
+        })
+        .collect();
+    (boxes, landmarks)
 }
 
 /// Resizes to `size × size` with a triangle (bilinear) filter ([`crate::resize_rgb`]); boxes

@@ -30,22 +30,72 @@ pub fn to_chw_ordered(
     order: ChannelOrder,
 ) -> Vec<f32> {
     let (w, h) = image.dimensions();
-    let plane = (w * h) as usize;
-    let mut out = vec![0.0f32; 3 * plane];
-    let inv = [1.0 / std[0], 1.0 / std[1], 1.0 / std[2]];
-    // Source channel of each output plane.
-    let src = match order {
-        ChannelOrder::Rgb => [0, 1, 2],
-        ChannelOrder::Bgr => [2, 1, 0],
+    let mut out = vec![0.0f32; 3 * (w * h) as usize];
+    write_chw(
+        image.as_raw(),
+        w as usize,
+        (mean, std, order),
+        false,
+        &mut out,
+    );
+    out
+}
+
+/// Writes packed RGB pixels `src` (rows of `w` pixels) as `[3, H, W]` planes into `out`
+/// (`3 · H · W` values), as [`to_chw_ordered`] computes them; with `mirror`, each row is written
+/// right to left (a horizontal flip).
+pub(crate) fn write_chw(
+    src: &[u8],
+    w: usize,
+    (mean, std, order): ([f32; 3], [f32; 3], ChannelOrder),
+    mirror: bool,
+    out: &mut [f32],
+) {
+    let plane = src.len() / 3;
+    assert_eq!(out.len(), 3 * plane, "CHW destination size");
+    if plane == 0 || w == 0 {
+        return;
+    }
+    // One table per output plane: 8-bit value → normalised value (the same arithmetic as a
+    // per-pixel `(v − mean) / std`, bit for bit).
+    let lut = |c: usize| -> [f32; 256] {
+        let inv = 1.0 / std[c];
+        std::array::from_fn(|p| (p as f32 - mean[c]) * inv)
     };
+    let (l0, l1, l2) = (lut(0), lut(1), lut(2));
+    let bgr = order == ChannelOrder::Bgr;
     let (p0, rest) = out.split_at_mut(plane);
     let (p1, p2) = rest.split_at_mut(plane);
-    for (((px, a), b), c) in image.as_raw().chunks_exact(3).zip(p0).zip(p1).zip(p2) {
-        *a = (px[src[0]] as f32 - mean[0]) * inv[0];
-        *b = (px[src[1]] as f32 - mean[1]) * inv[1];
-        *c = (px[src[2]] as f32 - mean[2]) * inv[2];
+    let rows = src
+        .chunks_exact(3 * w)
+        .zip(p0.chunks_exact_mut(w))
+        .zip(p1.chunks_exact_mut(w))
+        .zip(p2.chunks_exact_mut(w));
+    for (((row, d0), d1), d2) in rows {
+        let px = row.chunks_exact(3).map(|p| {
+            let (a, b, c) = if bgr {
+                (p[2], p[1], p[0])
+            } else {
+                (p[0], p[1], p[2])
+            };
+            (l0[a as usize], l1[b as usize], l2[c as usize])
+        });
+        if mirror {
+            let dst = d0
+                .iter_mut()
+                .rev()
+                .zip(d1.iter_mut().rev())
+                .zip(d2.iter_mut().rev());
+            for (((x, y), z), (a, b, c)) in dst.zip(px) {
+                (*x, *y, *z) = (a, b, c);
+            }
+        } else {
+            let dst = d0.iter_mut().zip(d1.iter_mut()).zip(d2.iter_mut());
+            for (((x, y), z), (a, b, c)) in dst.zip(px) {
+                (*x, *y, *z) = (a, b, c);
+            }
+        }
     }
-    out
 }
 
 /// The RGB pixel whose normalised value is (about) zero: `mean` (listed in `order`), rounded —
