@@ -92,6 +92,9 @@ pub struct HeadOutputs<B: Backend> {
     pub cls: Vec<Tensor<B, 4>>,
     /// Box regression per level, `[batch, A · 4, h_l, w_l]` (channel `a · 4 + j`).
     pub boxes: Vec<Tensor<B, 4>>,
+    /// DF²S²'s segmentation logits per level, `[batch, 1, h_l, w_l]`, from a
+    /// [`SharedHead`](crate::SharedHead) with a segmentation predictor; `None` otherwise.
+    pub segmentation: Option<Vec<Tensor<B, 4>>>,
 }
 
 /// RetinaNet's class and box subnets, shared across levels.
@@ -124,7 +127,11 @@ impl<B: Backend> RetinaHead<B> {
                 )
             })
             .unzip();
-        HeadOutputs { cls, boxes }
+        HeadOutputs {
+            cls,
+            boxes,
+            segmentation: None,
+        }
     }
 
     /// Flattens outputs into anchor order `(level, y, x, anchor)` (see [`flatten_levels`]).

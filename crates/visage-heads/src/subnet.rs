@@ -55,18 +55,7 @@ impl SubnetConfig {
                 return Err(HeadError::Zero(name));
             }
         }
-        if let HeadNorm::GroupNorm { groups } = self.norm {
-            if groups == 0 {
-                return Err(HeadError::Zero("norm.groups"));
-            }
-            if !self.channels.is_multiple_of(groups) {
-                return Err(HeadError::GroupsDoNotDivide {
-                    groups,
-                    channels: self.channels,
-                });
-            }
-        }
-        Ok(())
+        validate_norm(self.norm, self.channels)
     }
 
     /// Builds the subnet: weights `N(0, init_std)`, hidden biases 0, predictor bias
@@ -78,29 +67,14 @@ impl SubnetConfig {
         if let Err(e) = self.validate() {
             panic!("invalid SubnetConfig: {e}");
         }
-        let convs = (0..self.num_convs)
-            .map(|i| {
-                let c_in = if i == 0 {
-                    self.in_channels
-                } else {
-                    self.channels
-                };
-                ConvBlock {
-                    conv: conv3x3(c_in, self.channels, self.init_std, 0.0, device),
-                    norm: match self.norm {
-                        HeadNorm::None => None,
-                        HeadNorm::GroupNorm { groups } => {
-                            Some(GroupNormConfig::new(groups, self.channels).init(device))
-                        }
-                    },
-                }
-            })
-            .collect();
-        let c_last = if self.num_convs == 0 {
-            self.in_channels
-        } else {
-            self.channels
-        };
+        let (convs, c_last) = conv_stack(
+            self.in_channels,
+            self.channels,
+            self.num_convs,
+            self.norm,
+            self.init_std,
+            device,
+        );
         Subnet {
             convs,
             predictor: conv3x3(
@@ -114,8 +88,54 @@ impl SubnetConfig {
     }
 }
 
+/// Checks that a group norm, if any, has groups dividing `channels`.
+pub(crate) fn validate_norm(norm: HeadNorm, channels: usize) -> Result<(), HeadError> {
+    if let HeadNorm::GroupNorm { groups } = norm {
+        if groups == 0 {
+            return Err(HeadError::Zero("norm.groups"));
+        }
+        if !channels.is_multiple_of(groups) {
+            return Err(HeadError::GroupsDoNotDivide { groups, channels });
+        }
+    }
+    Ok(())
+}
+
+/// `num_convs` hidden blocks (`in_channels` → `channels`, then `channels` → `channels`),
+/// weights `N(0, init_std)`, biases 0; returns them with the channels of their output
+/// (`in_channels` when there are none).
+pub(crate) fn conv_stack<B: Backend>(
+    in_channels: usize,
+    channels: usize,
+    num_convs: usize,
+    norm: HeadNorm,
+    init_std: f64,
+    device: &B::Device,
+) -> (Vec<ConvBlock<B>>, usize) {
+    let blocks = (0..num_convs)
+        .map(|i| {
+            let c_in = if i == 0 { in_channels } else { channels };
+            ConvBlock {
+                conv: conv3x3(c_in, channels, init_std, 0.0, device),
+                norm: match norm {
+                    HeadNorm::None => None,
+                    HeadNorm::GroupNorm { groups } => {
+                        Some(GroupNormConfig::new(groups, channels).init(device))
+                    }
+                },
+            }
+        })
+        .collect();
+    let c_last = if num_convs == 0 {
+        in_channels
+    } else {
+        channels
+    };
+    (blocks, c_last)
+}
+
 /// A 3×3, stride 1, padding 1 convolution with `N(0, std)` weights and a constant bias.
-fn conv3x3<B: Backend>(
+pub(crate) fn conv3x3<B: Backend>(
     c_in: usize,
     c_out: usize,
     std: f64,

@@ -1,5 +1,8 @@
 //! FAN's attention supervision (Wang et al. 2017, §3.2 "Attention Function"): per pyramid
 //! level, a binary mask made by filling the boxes of the faces that belong to that level.
+//! DF²S²'s segmentation supervision (§3.2: "bounding-box segmentation ground truth" per
+//! level, for "the faces matching the level's receptive field / anchors") is the same
+//! construction, built from `[model.segmentation]` by [`AttentionAssigner::for_segmentation`].
 //!
 //! Which faces belong to a level ([`AttentionLevelsSpec`]):
 //! - `anchor_area` (default): the face's box area `w·h` lies in
@@ -62,12 +65,23 @@ impl AttentionAssigner {
     /// The assigner of a spec with `[model.attention]`; `None` without it.
     pub fn from_spec(spec: &DetectorSpec) -> Option<Self> {
         let attention = spec.attention.as_ref()?;
+        Some(Self::with_levels(spec, attention.levels))
+    }
+
+    /// The segmentation-mask assigner of a spec with `[model.segmentation]`; `None` without it.
+    pub fn for_segmentation(spec: &DetectorSpec) -> Option<Self> {
+        let segmentation = spec.segmentation.as_ref()?;
+        Some(Self::with_levels(spec, segmentation.levels))
+    }
+
+    /// The assigner of `levels` over the spec's pyramid levels and anchors.
+    pub fn with_levels(spec: &DetectorSpec, levels: AttentionLevelsSpec) -> Self {
         let strides: Vec<usize> = spec
             .level_strides()
             .into_iter()
             .map(|s| s as usize)
             .collect();
-        let rule = match attention.levels {
+        let rule = match levels {
             AttentionLevelsSpec::AnchorArea {
                 min_area_factor,
                 max_area_factor,
@@ -97,7 +111,7 @@ impl AttentionAssigner {
                 anchors_per_location: spec.anchors_per_location(),
             },
         };
-        Some(Self { strides, rule })
+        Self { strides, rule }
     }
 
     /// The masks of a batch.

@@ -1,22 +1,26 @@
-//! The detector module: backbone (ResNet or MobileNet) + FPN + RetinaNet class/box subnets, and
-//! optionally FAN's attention subnet (`[model.attention]`), carrying its weight-free policy
-//! (anchors, assignment, box coding, attention targets, loss and test settings) so that
-//! `forward`, `loss` and `postprocess` need nothing else.
+//! The detector module: backbone (ResNet or MobileNet) + neck (RetinaNet's FPN or DF²S²'s
+//! feature fusion pyramid) + class/box head (RetinaNet's separate subnets or DF²S²'s shared
+//! conv stack, with its optional segmentation predictor), and optionally FAN's attention
+//! subnet (`[model.attention]`), carrying its weight-free policy (anchors, assignment, box
+//! coding, attention / segmentation targets, loss and test settings) so that `forward`,
+//! `loss` and `postprocess` need nothing else.
+//!
+//! The configurations: RetinaNet (`[model.neck.fpn]`), FAN (+ `[model.attention]`), DF²S²
+//! (`[model.neck.ffp]`, `head.shared_convs = true`, `[model.segmentation]`).
 
 use burn::prelude::*;
 use visage_anchors::{AnchorGenerator, Anchors, LevelSpec, MaxIouAssigner};
 use visage_backbone::{Backbone, BackboneConfig, MobileNetV1Config, ResNetConfig, ResNetDepth};
 use visage_boxes::BoxCoder;
 use visage_heads::{
-    flatten_levels, AttentionHead, AttentionHeadConfig, HeadNorm, RetinaHead, RetinaHeadConfig,
+    flatten_levels, AttentionHead, AttentionHeadConfig, DetectionHead, HeadNorm, RetinaHeadConfig,
+    SharedHeadConfig,
 };
-use visage_neck::{ExtraSource, Fpn, FpnConfig};
 
 use crate::attention_targets::AttentionAssigner;
 use crate::error::ModelError;
-use crate::spec::{
-    BackboneSpec, DetectorSpec, ExtraSourceSpec, HeadNormSpec, LossSpec, NeckSpec, TestSpec,
-};
+use crate::neck::Neck;
+use crate::spec::{BackboneSpec, DetectorSpec, HeadNormSpec, LossSpec, TestSpec};
 
 /// Everything about a detector that has no weights: derived once from the spec.
 #[derive(Debug, Clone)]
@@ -30,6 +34,8 @@ pub(crate) struct DetectorPolicy {
     pub(crate) neck_input_strides: Vec<usize>,
     /// FAN's attention targets, when `[model.attention]` is set.
     pub(crate) attention: Option<AttentionAssigner>,
+    /// DF²S²'s segmentation targets, when `[model.segmentation]` is set.
+    pub(crate) segmentation: Option<AttentionAssigner>,
 }
 
 /// A single-class (face) RetinaNet-style detector.
@@ -37,10 +43,12 @@ pub(crate) struct DetectorPolicy {
 pub struct Detector<B: Backend> {
     /// ResNet (C2..C5) or MobileNet (strides 8..32).
     pub backbone: Backbone<B>,
-    /// FPN producing P_min..P_max.
-    pub neck: Fpn<B>,
-    /// Class and box subnets shared across levels.
-    pub head: RetinaHead<B>,
+    /// FPN or FFP producing P_min..P_max (parameters `neck.*` whatever the variant).
+    pub neck: Neck<B>,
+    /// Class and box head shared across levels: separate subnets (`head.cls_subnet.*`,
+    /// `head.box_subnet.*`) or one shared stack (`head.convs.*`, `head.cls_predictor`,
+    /// `head.box_predictor`, and with segmentation `head.seg_predictor`).
+    pub head: DetectionHead<B>,
     /// FAN's attention subnet, shared across levels (`[model.attention]`); `None` for a
     /// plain RetinaNet. Its parameters are `attention.subnet.*`.
     pub attention: Option<AttentionHead<B>>,
@@ -62,6 +70,9 @@ pub struct RawOutputs<B: Backend> {
     /// FAN's attention logits per level, `[B, 1, H_l, W_l]`, finest first (the attention
     /// map is their sigmoid); `None` without `[model.attention]`.
     pub attention_logits: Option<Vec<Tensor<B, 4>>>,
+    /// DF²S²'s segmentation logits per level, `[B, 1, H_l, W_l]`, finest first; `None`
+    /// without `[model.segmentation]`. Read by the loss only, never by `postprocess`.
+    pub segmentation_logits: Option<Vec<Tensor<B, 4>>>,
 }
 
 fn resnet_depth(depth: u32) -> Result<ResNetDepth, ModelError> {
@@ -126,8 +137,7 @@ impl DetectorPolicy {
             force_best: spec.assign.force_best,
             force_best_min_iou: spec.assign.force_best_min_iou,
         };
-        let NeckSpec::Fpn(fpn) = &spec.neck;
-        let neck_input_strides = (fpn.min_level..=5).map(|l| 1usize << l).collect();
+        let neck_input_strides = (spec.neck.min_level()..=5).map(|l| 1usize << l).collect();
         Ok(Self {
             spec: spec.clone(),
             test: test.clone(),
@@ -138,6 +148,7 @@ impl DetectorPolicy {
             },
             neck_input_strides,
             attention: AttentionAssigner::from_spec(spec),
+            segmentation: AttentionAssigner::for_segmentation(spec),
         })
     }
 }
@@ -168,32 +179,41 @@ impl<B: Backend> Detector<B> {
             })
             .collect::<Option<Vec<usize>>>()
             .ok_or_else(|| ModelError::InvalidConfig {
-                key: "model.neck.fpn.min_level".into(),
+                key: format!("{}.min_level", spec.neck.key()),
                 message: "the backbone lacks a level the neck needs".into(),
             })?;
 
-        let NeckSpec::Fpn(fpn) = &spec.neck;
-        let neck = FpnConfig::new(in_channels, fpn.channels)
-            .with_extra_levels((fpn.max_level - 5) as usize)
-            .with_extra_source(match fpn.extra_source {
-                ExtraSourceSpec::C5 => ExtraSource::C5,
-                ExtraSourceSpec::P5 => ExtraSource::P5,
-            })
-            .init(device);
-
+        let neck = Neck::new(&spec.neck, in_channels, device);
+        let neck_channels = spec.neck.channels();
         let norm = head_norm(spec.head.norm);
-        let head = RetinaHeadConfig::new(
-            fpn.channels,
-            spec.head.channels,
-            spec.head.convs,
-            spec.anchors_per_location(),
-            1,
-        )
-        .with_prior_prob(spec.head.prior_prob as f64)
-        .with_norm(norm)
-        .init(device);
+        let head = if spec.head.shared_convs {
+            SharedHeadConfig::new(
+                neck_channels,
+                spec.head.channels,
+                spec.head.convs,
+                spec.anchors_per_location(),
+                1,
+            )
+            .with_prior_prob(spec.head.prior_prob as f64)
+            .with_norm(norm)
+            .with_segmentation(spec.segmentation.is_some())
+            .init(device)
+            .into()
+        } else {
+            RetinaHeadConfig::new(
+                neck_channels,
+                spec.head.channels,
+                spec.head.convs,
+                spec.anchors_per_location(),
+                1,
+            )
+            .with_prior_prob(spec.head.prior_prob as f64)
+            .with_norm(norm)
+            .init(device)
+            .into()
+        };
         let attention = spec.attention.as_ref().map(|a| {
-            AttentionHeadConfig::new(fpn.channels, a.channels, a.convs)
+            AttentionHeadConfig::new(neck_channels, a.channels, a.convs)
                 .with_norm(head_norm(a.norm))
                 .init(device)
         });
@@ -231,6 +251,11 @@ impl<B: Backend> Detector<B> {
     ///
     /// With `[model.attention]` (FAN, §3.2), every level's features are multiplied by
     /// `exp(σ(attention logit))` before the class and box subnets.
+    ///
+    /// With `[model.segmentation]` (DF²S², §3.2) the segmentation logits are computed here
+    /// too: `forward` cannot tell training from inference (no mode flags), and the branch
+    /// costs one 3×3 conv to one channel per level on the shared convs' output (at 256
+    /// channels about 1/1000 of the shared head's multiply-adds); `postprocess` ignores them.
     pub fn forward(&self, images: Tensor<B, 4>) -> RawOutputs<B> {
         let [_, _, height, width] = images.dims();
         let c = self.backbone.forward(images);
@@ -253,6 +278,7 @@ impl<B: Backend> Detector<B> {
             feature_sizes,
             input_size: (height, width),
             attention_logits,
+            segmentation_logits: out.segmentation,
         }
     }
 
@@ -288,6 +314,7 @@ impl<B: Backend> Detector<B> {
 mod tests {
     use super::*;
     use burn::backend::Flex;
+    use visage_heads::DetectionHead;
 
     pub(crate) fn tiny_spec() -> DetectorSpec {
         toml::from_str(
@@ -364,6 +391,148 @@ mod tests {
         );
     }
 
+    /// DF²S² at test size: FFP from C_min to P6, one shared conv, segmentation on.
+    pub(crate) fn df2s2_spec(min_level: u32) -> DetectorSpec {
+        toml::from_str(&format!(
+            r#"
+            [backbone.resnet]
+            depth = 18
+            width_multiplier = 0.125
+            [neck.ffp]
+            channels = 16
+            min_level = {min_level}
+            max_level = 6
+            upsample_kernel = 3
+            [head]
+            channels = 16
+            convs = 1
+            shared_convs = true
+            norm = {{ group = 4 }}
+            [anchors]
+            base_factor = 4.0
+            scales = [1.0]
+            ratios = [1.0, 1.5]
+            [assign]
+            positive_iou = 0.5
+            negative_iou = 0.5
+            [segmentation]
+            loss_weight = 1.0
+            "#
+        ))
+        .unwrap()
+    }
+
+    fn paths(det: &Detector<Flex>) -> Vec<String> {
+        visage_backbone::weights::parameter_shapes::<Flex, _>(det)
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect()
+    }
+
+    #[test]
+    fn ffp_output_shapes_and_segmentation_logits_per_level() {
+        let device = Default::default();
+        for (min_level, sizes) in [
+            // 70 × 45 from C2: 18×12, then ceil halvings down to P6.
+            (2, vec![(18, 12), (9, 6), (5, 3), (3, 2), (2, 1)]),
+            (3, vec![(9, 6), (5, 3), (3, 2), (2, 1)]),
+        ] {
+            let det = Detector::<Flex>::new(&df2s2_spec(min_level), &TestSpec::default(), &device)
+                .unwrap();
+            assert!(matches!(det.neck, Neck::Ffp(_)));
+            let out = det.forward(Tensor::<Flex, 4>::zeros([2, 3, 70, 45], &device));
+            assert_eq!(out.feature_sizes, sizes);
+            let n: usize = sizes.iter().map(|(h, w)| h * w * 2).sum();
+            assert_eq!(out.cls_logits.dims(), [2, n, 1]);
+            assert_eq!(out.box_deltas.dims(), [2, n, 4]);
+            assert_eq!(det.anchors(&out).boxes.len(), n);
+            assert!(out.attention_logits.is_none());
+            let seg = out
+                .segmentation_logits
+                .as_ref()
+                .expect("segmentation logits");
+            assert_eq!(seg.len(), sizes.len());
+            for (logit, &(h, w)) in seg.iter().zip(&sizes) {
+                assert_eq!(logit.dims(), [2, 1, h, w]);
+            }
+        }
+    }
+
+    #[test]
+    fn the_shared_head_holds_one_conv_stack_and_the_segmentation_predictor() {
+        let device = Default::default();
+        let det = Detector::<Flex>::new(&df2s2_spec(3), &TestSpec::default(), &device).unwrap();
+        let DetectionHead::Shared(head) = &det.head else {
+            panic!("a shared head")
+        };
+        assert_eq!(head.convs.len(), 1);
+        assert_eq!(head.cls_predictor.weight.dims(), [2, 16, 3, 3]);
+        assert_eq!(head.box_predictor.weight.dims(), [8, 16, 3, 3]);
+        assert_eq!(
+            head.seg_predictor.as_ref().unwrap().weight.dims(),
+            [1, 16, 3, 3]
+        );
+        let keys = paths(&det);
+        for prefix in [
+            "neck.upsample.0",
+            "neck.projection.3",
+            "head.convs.0.conv",
+            "head.cls_predictor",
+            "head.box_predictor",
+            "head.seg_predictor",
+        ] {
+            assert!(
+                keys.iter().any(|p| p.starts_with(prefix)),
+                "{prefix}: {keys:?}"
+            );
+        }
+        assert!(!keys.iter().any(|p| p.contains("subnet")), "{keys:?}");
+        // Without [model.segmentation] the shared head has no segmentation predictor.
+        let mut spec = df2s2_spec(3);
+        spec.segmentation = None;
+        let det = Detector::<Flex>::new(&spec, &TestSpec::default(), &device).unwrap();
+        assert!(!paths(&det).iter().any(|p| p.contains("seg_predictor")));
+        let out = det.forward(Tensor::<Flex, 4>::zeros([1, 3, 32, 32], &device));
+        assert!(out.segmentation_logits.is_none());
+    }
+
+    #[test]
+    fn retinanet_parameter_paths_do_not_name_the_neck_or_head_variant() {
+        // The FPN and the separate subnets keep the keys they had as plain struct fields:
+        // the detector's `neck.*` / `head.*` keys are the modules' own, prefixed.
+        let device = Default::default();
+        let det = Detector::<Flex>::new(&tiny_spec(), &TestSpec::default(), &device).unwrap();
+        let Neck::Fpn(fpn) = &det.neck else {
+            panic!("an FPN")
+        };
+        let DetectionHead::Separate(head) = &det.head else {
+            panic!("separate subnets")
+        };
+        let own = |prefix: &str, inner: Vec<(String, Vec<usize>)>| -> Vec<String> {
+            inner
+                .into_iter()
+                .map(|(p, _)| format!("{prefix}.{p}"))
+                .collect()
+        };
+        let mut expected = own(
+            "neck",
+            visage_backbone::weights::parameter_shapes::<Flex, _>(fpn),
+        );
+        expected.extend(own(
+            "head",
+            visage_backbone::weights::parameter_shapes::<Flex, _>(head),
+        ));
+        let mut got: Vec<String> = paths(&det)
+            .into_iter()
+            .filter(|p| p.starts_with("neck.") || p.starts_with("head."))
+            .collect();
+        expected.sort();
+        got.sort();
+        assert_eq!(got, expected);
+        assert!(got.iter().any(|p| p.starts_with("head.cls_subnet.")));
+        assert!(got.iter().any(|p| p.starts_with("neck.lateral.")));
+    }
+
     fn mobilenet_spec(min_level: u32) -> DetectorSpec {
         let mut spec = tiny_spec();
         spec.backbone = BackboneSpec::Mobilenet(crate::spec::MobileNetSpec {
@@ -371,7 +540,9 @@ mod tests {
             frozen_bn: false,
             weights: None,
         });
-        let NeckSpec::Fpn(fpn) = &mut spec.neck;
+        let crate::spec::NeckSpec::Fpn(fpn) = &mut spec.neck else {
+            unreachable!("tiny_spec has an FPN")
+        };
         fpn.min_level = min_level;
         spec
     }

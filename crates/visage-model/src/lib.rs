@@ -9,6 +9,7 @@ mod error;
 mod face_model;
 mod loss;
 mod model_spec;
+mod neck;
 mod postprocess;
 pub mod retinaface;
 pub mod retinaface_detect;
@@ -24,6 +25,7 @@ pub use error::ModelError;
 pub use face_model::{FaceLoss, FaceModel, FaceOutputs};
 pub use loss::{LossParts, LossValues};
 pub use model_spec::{Architecture, ModelSpec};
+pub use neck::Neck;
 pub use postprocess::Detection;
 pub use retinaface::{
     RetinaFaceNet, RetinaFaceNetConfig, RetinaFaceOutputs, RETINAFACE_MNET, RETINAFACE_R50,
@@ -35,7 +37,7 @@ pub use retinaface_model::RetinaFace;
 pub use retinaface_spec::{RetinaFaceAssignSpec, RetinaFaceLossSpec, RetinaFaceSpec};
 pub use spec::{
     AnchorSpec, AssignSpec, AttentionLevelsSpec, AttentionSpec, BackboneSpec, BoxLossSpec,
-    CoderSpec, DetectorSpec, ExtraSourceSpec, FpnSpec, HeadNormSpec, HeadSpec, LossSpec,
-    MobileNetSpec, NeckSpec, ResNetSpec, TestSpec,
+    CoderSpec, DetectorSpec, ExtraSourceSpec, FfpSpec, FpnSpec, HeadNormSpec, HeadSpec, LossSpec,
+    MobileNetSpec, NeckSpec, ResNetSpec, SegmentationSpec, TestSpec,
 };
 pub use targets::{DenseTargets, FaceTargets};

@@ -6,6 +6,16 @@
 //! (`LevelAttention_loss`: `binary_cross_entropy` per image and level, mean over levels and
 //! images). Unlike the public code, images without faces count too (their masks are empty),
 //! so the attention learns to stay low on faceless images; the paper is silent on this.
+//!
+//! With `[model.segmentation]` (DF²S², §3.4: `L = Σ_k L_cls + λ1 Σ_k L_reg + λ2 Σ_k
+//! L_s(m_k, m_k*)`), the segmentation part is the pixel-wise sigmoid cross-entropy of each
+//! level's segmentation logits against its box-filled mask, averaged over the level's pixels
+//! (and the images of the batch) and SUMMED over the levels as the paper's `Σ_k`; the paper
+//! does not say how `L_s` is normalised within a level (its Detectron code base's
+//! `SigmoidCrossEntropyLoss` averages over the elements). Classification and box parts are
+//! normalised by the positives of the whole batch (RetinaNet), not per level (the paper's
+//! `1/N_k`): with the focal loss, per-level normalisation would weigh a level with one
+//! positive as much as one with hundreds.
 
 use burn::prelude::*;
 use burn::tensor::TensorData;
@@ -30,8 +40,11 @@ pub struct LossParts<B: Backend> {
     /// FAN's attention loss (mean sigmoid cross-entropy per level, averaged over levels),
     /// before `model.attention.loss_weight`; `None` without `[model.attention]`.
     pub attention: Option<Tensor<B, 1>>,
-    /// `classification + box_weight · box_regression (+ attention weight · attention)`: what
-    /// is minimised.
+    /// DF²S²'s segmentation loss (mean sigmoid cross-entropy per level, summed over levels),
+    /// before `model.segmentation.loss_weight` (λ2); `None` without `[model.segmentation]`.
+    pub segmentation: Option<Tensor<B, 1>>,
+    /// `classification + box_weight · box_regression (+ attention weight · attention
+    /// + λ2 · segmentation)`: what is minimised.
     pub total: Tensor<B, 1>,
     /// Positive anchors in the batch.
     pub num_positive: usize,
@@ -94,7 +107,8 @@ impl LossValues {
 }
 
 impl<B: Backend> LossParts<B> {
-    /// The named parts before their weights: `cls`, `box`, and `attn` with attention.
+    /// The named parts before their weights: `cls`, `box`, `attn` with attention, `seg` with
+    /// segmentation.
     pub fn named_parts(&self) -> Vec<(&'static str, Tensor<B, 1>)> {
         let mut parts = vec![
             ("cls", self.classification.clone()),
@@ -103,10 +117,14 @@ impl<B: Backend> LossParts<B> {
         if let Some(attention) = &self.attention {
             parts.push(("attn", attention.clone()));
         }
+        if let Some(segmentation) = &self.segmentation {
+            parts.push(("seg", segmentation.clone()));
+        }
         parts
     }
 
-    /// Reads the scalars back to the host (parts `cls`, `box`, and `attn` with attention);
+    /// Reads the scalars back to the host (parts `cls`, `box`, `attn` with attention, `seg`
+    /// with segmentation);
     /// errors when any is NaN or infinite.
     pub fn values(&self) -> Result<LossValues, ModelError> {
         let parts = self.named_parts();
@@ -147,15 +165,19 @@ impl<B: Backend> Detector<B> {
         if let Some(assigner) = &self.policy.attention {
             targets.attention = Some(assigner.build(faces, &outputs.feature_sizes, &targets));
         }
+        if let Some(assigner) = &self.policy.segmentation {
+            targets.segmentation = Some(assigner.build(faces, &outputs.feature_sizes, &targets));
+        }
         Ok(self.loss_from_targets(outputs, &targets))
     }
 
     /// The loss against precomputed [`DenseTargets`] (with `[model.attention]`, their
-    /// `attention` masks, as [`loss`](Self::loss) fills them).
+    /// `attention` masks, with `[model.segmentation]` their `segmentation` masks, as
+    /// [`loss`](Self::loss) fills them).
     ///
     /// # Panics
-    /// If the outputs carry attention logits but the targets no attention masks, or the
-    /// masks do not fit the logits.
+    /// If the outputs carry attention (segmentation) logits but the targets no attention
+    /// (segmentation) masks, or the masks do not fit the logits.
     pub fn loss_from_targets(
         &self,
         outputs: &RawOutputs<B>,
@@ -226,34 +248,58 @@ impl<B: Backend> Detector<B> {
                 .attention
                 .as_ref()
                 .expect("attention logits need attention targets (Detector::loss builds them)");
-            attention_loss(logits, masks)
+            mask_loss(logits, masks, LevelReduction::Mean)
         });
         if let (Some(attention), Some(config)) = (&attention, &self.policy.spec.attention) {
             total = total + attention.clone() * config.loss_weight;
+        }
+        let segmentation = outputs.segmentation_logits.as_ref().map(|logits| {
+            let masks = targets.segmentation.as_ref().expect(
+                "segmentation logits need segmentation targets (Detector::loss builds them)",
+            );
+            mask_loss(logits, masks, LevelReduction::Sum)
+        });
+        if let (Some(segmentation), Some(config)) = (&segmentation, &self.policy.spec.segmentation)
+        {
+            total = total + segmentation.clone() * config.loss_weight;
         }
         LossParts {
             classification,
             box_regression,
             attention,
+            segmentation,
             total,
             num_positive,
         }
     }
 }
 
-/// FAN's attention loss: per level, the mean sigmoid cross-entropy over the `B · H_l · W_l`
-/// pixels; then the mean over levels.
+/// How the per-level mask losses combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LevelReduction {
+    /// The mean over levels (FAN's public code).
+    Mean,
+    /// The sum over levels (DF²S²'s `Σ_k`).
+    Sum,
+}
+
+/// A per-level mask loss (FAN's attention, DF²S²'s segmentation): per level, the mean
+/// sigmoid cross-entropy over the `B · H_l · W_l` pixels; then the mean or the sum over
+/// levels.
 ///
 /// # Shapes
 /// - `logits`: one `[B, 1, H_l, W_l]` per level; `masks` the same sizes.
 /// - returns `[1]`.
-fn attention_loss<B: Backend>(logits: &[Tensor<B, 4>], masks: &AttentionTargets) -> Tensor<B, 1> {
-    assert_eq!(
-        logits.len(),
-        masks.masks.len(),
-        "one attention mask per level"
-    );
-    let levels = logits.len().max(1) as f32;
+fn mask_loss<B: Backend>(
+    logits: &[Tensor<B, 4>],
+    masks: &AttentionTargets,
+    reduction: LevelReduction,
+) -> Tensor<B, 1> {
+    assert_eq!(logits.len(), masks.masks.len(), "one mask per level");
+    let levels = match reduction {
+        LevelReduction::Mean => logits.len().max(1) as f32,
+        LevelReduction::Sum => 1.0,
+    };
     logits
         .iter()
         .zip(&masks.masks)
@@ -379,6 +425,121 @@ mod tests {
             "{}",
             first.describe()
         );
+    }
+
+    /// DF²S² at test size: FFP3..FFP5, one shared conv, segmentation with λ2.
+    fn df2s2_spec(loss_weight: f32) -> crate::DetectorSpec {
+        toml::from_str(&format!(
+            r#"
+            [backbone.resnet]
+            depth = 18
+            width_multiplier = 0.125
+            [neck.ffp]
+            channels = 16
+            min_level = 3
+            max_level = 5
+            [head]
+            channels = 16
+            convs = 1
+            shared_convs = true
+            norm = {{ group = 4 }}
+            [anchors]
+            base_factor = 2.0
+            scales = [1.0]
+            ratios = [1.0, 1.5]
+            [assign]
+            positive_iou = 0.5
+            negative_iou = 0.5
+            [loss]
+            box_loss = {{ smooth_l1 = {{ beta = 0.11 }} }}
+            [segmentation]
+            loss_weight = {loss_weight:?}
+            levels = "matched"
+            "#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_few_sgd_steps_lower_the_df2s2_loss_and_its_segmentation_part() {
+        let (first, last) = a_few_steps_lower_the_loss_of(df2s2_spec(0.5));
+        let names: Vec<&str> = first.parts.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["cls", "box", "seg"]);
+        let (s0, s1) = (first.part("seg").unwrap(), last.part("seg").unwrap());
+        assert!(s1 < s0, "segmentation loss did not decrease: {s0} -> {s1}");
+        // The total includes λ2 · seg.
+        let sum = first.part("cls").unwrap() + first.part("box").unwrap() + 0.5 * s0;
+        assert!(
+            (first.total - sum).abs() < 1e-4 * sum,
+            "{}",
+            first.describe()
+        );
+    }
+
+    #[test]
+    fn segmentation_loss_is_the_mean_cross_entropy_per_level_summed_over_levels() {
+        let device = Default::default();
+        let det = Detector::<Flex>::new(&df2s2_spec(2.0), &TestSpec::default(), &device).unwrap();
+        let out = det.forward(Tensor::<Flex, 4>::zeros([2, 3, 64, 64], &device));
+        // Faceless images: empty masks; the loss of every pixel is ln(1 + e^x).
+        let parts = det
+            .loss(&out, &[FaceTargets::default(), FaceTargets::default()])
+            .unwrap();
+        let logits = out.segmentation_logits.as_ref().unwrap();
+        assert_eq!(logits.len(), 3);
+        let expected: f32 = logits
+            .iter()
+            .map(|l| {
+                let v: Vec<f32> = l.to_data().to_vec().unwrap();
+                v.iter().map(|x| (1.0 + x.exp()).ln()).sum::<f32>() / v.len() as f32
+            })
+            .sum();
+        let v = parts.values().unwrap();
+        let got = v.part("seg").unwrap();
+        assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
+        // Initial logits ≈ 0: about 3 · ln 2; the total is cls + 2 · seg (no positives).
+        assert!((got - 3.0 * std::f32::consts::LN_2).abs() < 0.1, "{got}");
+        let total = v.part("cls").unwrap() + 2.0 * got;
+        assert!((v.total - total).abs() < 1e-4, "{}", v.describe());
+    }
+
+    #[test]
+    fn segmentation_masks_fill_the_faces_of_each_level() {
+        // A 24 × 24 face: area 576 px² lies in FFP4's [0.5 · 32², 2 · 32²] only (FFP3's
+        // range ends at 2 · 16² = 512); on FFP4 (stride 16, centres 8, 24, 40, 56) it fills
+        // rows and columns 1..=2.
+        let device = Default::default();
+        let mut spec = df2s2_spec(1.0);
+        spec.segmentation.as_mut().unwrap().levels = crate::AttentionLevelsSpec::default();
+        let det = Detector::<Flex>::new(&spec, &TestSpec::default(), &device).unwrap();
+        let out = det.forward(Tensor::<Flex, 4>::zeros([1, 3, 64, 64], &device));
+        let faces = [FaceTargets {
+            boxes: vec![[16.0, 16.0, 40.0, 40.0]],
+            ..Default::default()
+        }];
+        let anchors = det.anchors(&out);
+        let mut targets = DenseTargets::build(
+            &anchors.boxes,
+            &faces,
+            &det.policy.assigner,
+            &det.policy.coder,
+        );
+        let assigner = det.policy.segmentation.as_ref().unwrap();
+        targets.segmentation = Some(assigner.build(&faces, &out.feature_sizes, &targets));
+        let masks = targets.segmentation.as_ref().unwrap();
+        let ones = |m: &[f32]| -> Vec<usize> {
+            m.iter()
+                .enumerate()
+                .filter(|(_, &v)| v == 1.0)
+                .map(|(i, _)| i)
+                .collect()
+        };
+        assert!(ones(&masks.masks[0]).is_empty());
+        assert_eq!(ones(&masks.masks[1]), vec![4 + 1, 4 + 2, 8 + 1, 8 + 2]);
+        assert!(ones(&masks.masks[2]).is_empty());
+        let from_loss = det.loss_from_targets(&out, &targets).values().unwrap();
+        let direct = det.loss(&out, &faces).unwrap().values().unwrap();
+        assert_eq!(from_loss, direct);
     }
 
     #[test]

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
 
-/// `[model]`: a RetinaNet-style detector (backbone + FPN + shared class/box subnets).
+/// `[model]`: a RetinaNet-family detector: backbone + neck (FPN, or DF²S²'s FFP) + class/box
+/// head shared across levels (separate subnets, or one shared conv stack), optionally FAN's
+/// attention subnet or DF²S²'s segmentation branch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DetectorSpec {
@@ -32,6 +34,10 @@ pub struct DetectorSpec {
     /// `[model.attention]`: FAN's attention subnet. Absent: a plain RetinaNet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention: Option<AttentionSpec>,
+    /// `[model.segmentation]`: DF²S²'s segmentation branch on the shared head convs (needs
+    /// `model.head.shared_convs = true`). Absent: no segmentation supervision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segmentation: Option<SegmentationSpec>,
 }
 
 /// `[model.backbone.<kind>]`: a closed set of backbones; an unknown kind fails at parse time.
@@ -111,6 +117,64 @@ impl BackboneSpec {
 pub enum NeckSpec {
     /// RetinaNet's FPN: P_min..P5 from lateral connections, P6/P7 by stride-2 convs.
     Fpn(FpnSpec),
+    /// DF²S²'s feature fusion pyramid: F-blocks top-down, extra levels by max-pooling, every
+    /// level projected to `channels` by a 1×1 conv.
+    Ffp(FfpSpec),
+}
+
+/// `[model.neck.ffp]`: DF²S²'s feature fusion pyramid (§3.3). FFP_min..FFP5 keep the
+/// resolutions and channels of C_min..C5 (each fused as `φ_i ← φ_i ⊙ Ψ(φ_{i+1}) + φ_i`, `Ψ` a
+/// stride-2 transposed conv); FFP6, FFP7 are FFP5 max-pooled once and twice; then each level
+/// is projected to `channels` by a 1×1 conv so one head serves every level (the project's
+/// choice: the paper's levels differ in channels).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FfpSpec {
+    /// Channels of every projected level (DF²S²'s head: 256).
+    pub channels: usize,
+    /// Finest level: 2 (stride 4, from C2, the paper) or 3 (stride 8, from C3).
+    #[serde(default = "two_u32")]
+    pub min_level: u32,
+    /// Coarsest level, 5..=7; levels above 5 are FFP5 max-pooled (3×3, stride 2).
+    #[serde(default = "seven")]
+    pub max_level: u32,
+    /// Kernel of the transposed conv `Ψ`: 3 or 4 (the paper: "3×3 or 4×4").
+    #[serde(default = "four")]
+    pub upsample_kernel: usize,
+}
+
+impl NeckSpec {
+    /// The neck's TOML table, for error messages: `model.neck.fpn` or `model.neck.ffp`.
+    pub fn key(&self) -> &'static str {
+        match self {
+            NeckSpec::Fpn(_) => "model.neck.fpn",
+            NeckSpec::Ffp(_) => "model.neck.ffp",
+        }
+    }
+
+    /// Channels of every output level.
+    pub fn channels(&self) -> usize {
+        match self {
+            NeckSpec::Fpn(fpn) => fpn.channels,
+            NeckSpec::Ffp(ffp) => ffp.channels,
+        }
+    }
+
+    /// Finest output level (2 or 3); the backbone levels C_min..C5 feed the neck.
+    pub fn min_level(&self) -> u32 {
+        match self {
+            NeckSpec::Fpn(fpn) => fpn.min_level,
+            NeckSpec::Ffp(ffp) => ffp.min_level,
+        }
+    }
+
+    /// Coarsest output level (5..=7).
+    pub fn max_level(&self) -> u32 {
+        match self {
+            NeckSpec::Fpn(fpn) => fpn.max_level,
+            NeckSpec::Ffp(ffp) => ffp.max_level,
+        }
+    }
 }
 
 /// `[model.neck.fpn]`.
@@ -156,6 +220,28 @@ pub struct HeadSpec {
     /// Initial face probability of every anchor (RetinaNet: 0.01).
     #[serde(default = "prior_prob")]
     pub prior_prob: f32,
+    /// One stack of `convs` convs shared by the class and box predictors (DF²S² §3.1: only
+    /// the final predictors differ) instead of one stack each (RetinaNet). Required by
+    /// `[model.segmentation]`, whose branch reuses the same stack.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub shared_convs: bool,
+}
+
+/// `[model.segmentation]`: DF²S²'s segmentation branch (§3.2): a 3×3 conv to one channel on
+/// the shared head convs of every level (so it needs `model.head.shared_convs = true`),
+/// supervised per level by a mask filled with the boxes of the faces whose scale matches the
+/// level's anchors, with a pixel-wise sigmoid cross-entropy weighted by `loss_weight` (λ2).
+/// Training supervision only: detections never read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentationSpec {
+    /// λ2, the weight of the segmentation loss in the total (DF²S² §3.4, studied in its
+    /// table 3).
+    #[serde(default = "one")]
+    pub loss_weight: f32,
+    /// Which faces fill which level's mask: the rule of `model.attention.levels`.
+    #[serde(default)]
+    pub levels: AttentionLevelsSpec,
 }
 
 /// Normalisation in the head subnets.
@@ -365,6 +451,12 @@ fn half() -> f32 {
 fn two() -> f32 {
     2.0
 }
+fn two_u32() -> u32 {
+    2
+}
+fn is_false(value: &bool) -> bool {
+    !*value
+}
 
 fn one() -> f32 {
     1.0
@@ -460,32 +552,7 @@ impl DetectorSpec {
                 mobilenet.width_multiplier,
             )?,
         }
-        let NeckSpec::Fpn(fpn) = &self.neck;
-        if fpn.channels == 0 {
-            return Err(invalid("model.neck.fpn.channels", "must be > 0"));
-        }
-        if !(2..=3).contains(&fpn.min_level) {
-            return Err(invalid(
-                "model.neck.fpn.min_level",
-                format!("must be 2 or 3, got {}", fpn.min_level),
-            ));
-        }
-        let finest = 1usize << fpn.min_level;
-        if !self.backbone.strides().contains(&finest) {
-            return Err(invalid(
-                "model.neck.fpn.min_level",
-                format!(
-                    "the backbone has no stride-{finest} level (its strides: {:?})",
-                    self.backbone.strides()
-                ),
-            ));
-        }
-        if !(5..=7).contains(&fpn.max_level) {
-            return Err(invalid(
-                "model.neck.fpn.max_level",
-                format!("must be 5, 6 or 7, got {}", fpn.max_level),
-            ));
-        }
+        self.validate_neck()?;
         if self.head.channels == 0 {
             return Err(invalid("model.head.channels", "must be > 0"));
         }
@@ -551,13 +618,65 @@ impl DetectorSpec {
         if let Some(attention) = &self.attention {
             attention.validate()?;
         }
+        if let Some(segmentation) = &self.segmentation {
+            if !self.head.shared_convs {
+                return Err(invalid(
+                    "model.segmentation",
+                    "needs model.head.shared_convs = true: the segmentation branch shares the \
+                     head's convs (DF²S² §3.2)",
+                ));
+            }
+            segmentation.validate()?;
+        }
+        Ok(())
+    }
+
+    /// The neck's rules; errors name `model.neck.fpn.*` or `model.neck.ffp.*`.
+    fn validate_neck(&self) -> Result<(), ModelError> {
+        let key = self.neck.key();
+        if self.neck.channels() == 0 {
+            return Err(invalid(&format!("{key}.channels"), "must be > 0"));
+        }
+        let min_level = self.neck.min_level();
+        if !(2..=3).contains(&min_level) {
+            return Err(invalid(
+                &format!("{key}.min_level"),
+                format!("must be 2 or 3, got {min_level}"),
+            ));
+        }
+        let finest = 1usize << min_level;
+        if !self.backbone.strides().contains(&finest) {
+            return Err(invalid(
+                &format!("{key}.min_level"),
+                format!(
+                    "the backbone has no stride-{finest} level (its strides: {:?})",
+                    self.backbone.strides()
+                ),
+            ));
+        }
+        let max_level = self.neck.max_level();
+        if !(5..=7).contains(&max_level) {
+            return Err(invalid(
+                &format!("{key}.max_level"),
+                format!("must be 5, 6 or 7, got {max_level}"),
+            ));
+        }
+        if let NeckSpec::Ffp(ffp) = &self.neck {
+            if !matches!(ffp.upsample_kernel, 3 | 4) {
+                return Err(invalid(
+                    "model.neck.ffp.upsample_kernel",
+                    format!("must be 3 or 4, got {}", ffp.upsample_kernel),
+                ));
+            }
+        }
         Ok(())
     }
 
     /// Strides of the pyramid levels this spec produces, finest first (e.g. 8, 16, .., 128).
     pub fn level_strides(&self) -> Vec<u32> {
-        let NeckSpec::Fpn(fpn) = &self.neck;
-        (fpn.min_level..=fpn.max_level).map(|l| 1u32 << l).collect()
+        (self.neck.min_level()..=self.neck.max_level())
+            .map(|l| 1u32 << l)
+            .collect()
     }
 
     /// Anchors per feature-map location: `scales × ratios`.
@@ -600,6 +719,33 @@ impl AttentionSpec {
             )?;
             check_positive(
                 "model.attention.levels.anchor_area.max_area_factor",
+                max_area_factor,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl SegmentationSpec {
+    /// Checks value ranges; the error names the `model.segmentation.*` key.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        if !(self.loss_weight >= 0.0 && self.loss_weight.is_finite()) {
+            return Err(invalid(
+                "model.segmentation.loss_weight",
+                format!("must be a finite number >= 0, got {}", self.loss_weight),
+            ));
+        }
+        if let AttentionLevelsSpec::AnchorArea {
+            min_area_factor,
+            max_area_factor,
+        } = self.levels
+        {
+            check_positive(
+                "model.segmentation.levels.anchor_area.min_area_factor",
+                min_area_factor,
+            )?;
+            check_positive(
+                "model.segmentation.levels.anchor_area.max_area_factor",
                 max_area_factor,
             )?;
         }
@@ -786,6 +932,98 @@ mod tests {
         ] {
             let err = with(extra).unwrap().validate().unwrap_err().to_string();
             assert!(err.contains(key), "{extra}: {err}");
+        }
+    }
+
+    /// TINY with DF²S²'s feature fusion pyramid, shared head convs and segmentation.
+    fn df2s2(ffp: &str, head_extra: &str, segmentation: &str) -> String {
+        TINY.replace(
+            "[neck.fpn]\n        channels = 16\n        min_level = 3\n        max_level = 5",
+            &format!("[neck.ffp]\n{ffp}"),
+        )
+        .replace("[head]", &format!("[head]\n{head_extra}"))
+            + &format!("\n[segmentation]\n{segmentation}\n")
+    }
+
+    #[test]
+    fn ffp_neck_shared_head_and_segmentation_parse_with_defaults() {
+        let spec: DetectorSpec =
+            toml::from_str(&df2s2("channels = 16", "shared_convs = true", "")).unwrap();
+        spec.validate().unwrap();
+        let NeckSpec::Ffp(ffp) = &spec.neck else {
+            panic!("{:?}", spec.neck)
+        };
+        assert_eq!(
+            (ffp.min_level, ffp.max_level, ffp.upsample_kernel),
+            (2, 7, 4)
+        );
+        assert_eq!(spec.level_strides(), vec![4, 8, 16, 32, 64, 128]);
+        assert_eq!(spec.neck.key(), "model.neck.ffp");
+        assert!(spec.head.shared_convs);
+        let segmentation = spec.segmentation.clone().unwrap();
+        assert_eq!(segmentation.loss_weight, 1.0);
+        assert_eq!(segmentation.levels, AttentionLevelsSpec::default());
+        let written = toml::to_string(&spec).unwrap();
+        assert_eq!(toml::from_str::<DetectorSpec>(&written).unwrap(), spec);
+        // A RetinaNet spec serialises as before: no shared_convs, no segmentation.
+        let plain = toml::to_string(&toml::from_str::<DetectorSpec>(TINY).unwrap()).unwrap();
+        assert!(!plain.contains("shared_convs") && !plain.contains("segmentation"));
+    }
+
+    #[test]
+    fn df2s2_errors_name_the_key() {
+        let err = toml::from_str::<DetectorSpec>(&df2s2("channels = 16\nkernel = 4", "", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("kernel"), "{err}");
+        for (ffp, head, segmentation, key) in [
+            ("channels = 16", "", "", "model.segmentation"),
+            (
+                "channels = 16",
+                "shared_convs = false",
+                "",
+                "model.head.shared_convs",
+            ),
+            (
+                "channels = 16\nupsample_kernel = 2",
+                "shared_convs = true",
+                "",
+                "model.neck.ffp.upsample_kernel",
+            ),
+            (
+                "channels = 16\nmax_level = 8",
+                "shared_convs = true",
+                "",
+                "model.neck.ffp.max_level",
+            ),
+            (
+                "channels = 16\nmin_level = 4",
+                "shared_convs = true",
+                "",
+                "model.neck.ffp.min_level",
+            ),
+            (
+                "channels = 0",
+                "shared_convs = true",
+                "",
+                "model.neck.ffp.channels",
+            ),
+            (
+                "channels = 16",
+                "shared_convs = true",
+                "loss_weight = -1.0",
+                "model.segmentation.loss_weight",
+            ),
+            (
+                "channels = 16",
+                "shared_convs = true",
+                "levels = { anchor_area = { min_area_factor = 0.0 } }",
+                "model.segmentation.levels.anchor_area.min_area_factor",
+            ),
+        ] {
+            let spec: DetectorSpec = toml::from_str(&df2s2(ffp, head, segmentation)).unwrap();
+            let err = spec.validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{ffp} / {head} / {segmentation}: {err}");
         }
     }
 

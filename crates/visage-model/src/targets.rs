@@ -40,6 +40,9 @@ pub struct DenseTargets {
     /// FAN's per-level attention masks, for a detector with `[model.attention]` (filled by
     /// [`Detector::loss`](crate::Detector::loss); `None` otherwise).
     pub attention: Option<AttentionTargets>,
+    /// DF²S²'s per-level segmentation masks, for a detector with `[model.segmentation]`
+    /// (filled by [`Detector::loss`](crate::Detector::loss); `None` otherwise).
+    pub segmentation: Option<AttentionTargets>,
 }
 
 impl DenseTargets {

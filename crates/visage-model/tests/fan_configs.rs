@@ -70,7 +70,9 @@ fn check_fan(spec: &DetectorSpec) {
 fn fan_toml_is_the_paper_s_detector() {
     let (spec, _) = read("fan.toml");
     check_fan(&spec);
-    let NeckSpec::Fpn(fpn) = &spec.neck;
+    let NeckSpec::Fpn(fpn) = &spec.neck else {
+        panic!("FAN has an FPN")
+    };
     assert_eq!(fpn.channels, 256);
     assert_eq!((spec.head.channels, spec.head.convs), (256, 4));
     let attention = spec.attention.as_ref().unwrap();

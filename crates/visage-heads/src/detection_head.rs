@@ -1,0 +1,62 @@
+//! [`DetectionHead`]: the closed set of class / box heads a RetinaNet-family detector can hold,
+//! behind one module: RetinaNet's separate subnets or DF²S²'s shared conv stack. The variant
+//! is not part of parameter paths (burn-store skips enum variants), so a RetinaNet's head
+//! keeps its `head.cls_subnet.*` / `head.box_subnet.*` keys.
+
+use burn::prelude::*;
+use visage_backbone::FeatureLevels;
+
+use crate::{HeadOutputs, RetinaHead, SharedHead};
+
+/// A class / box head shared across pyramid levels.
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum DetectionHead<B: Backend> {
+    /// RetinaNet: a class subnet and a box subnet, each with its own conv stack.
+    Separate(RetinaHead<B>),
+    /// DF²S²: one conv stack shared by the class, box (and segmentation) predictors.
+    Shared(SharedHead<B>),
+}
+
+impl<B: Backend> DetectionHead<B> {
+    /// Applies the head to every level.
+    ///
+    /// # Shapes
+    /// - `features`: levels `[batch, in_channels, h_l, w_l]`, finest first
+    /// - output: `cls[l]` `[batch, A · K, h_l, w_l]`, `boxes[l]` `[batch, A · 4, h_l, w_l]`,
+    ///   `segmentation[l]` `[batch, 1, h_l, w_l]` for a shared head with segmentation
+    pub fn forward(&self, features: &FeatureLevels<B>) -> HeadOutputs<B> {
+        match self {
+            DetectionHead::Separate(head) => head.forward(features),
+            DetectionHead::Shared(head) => head.forward(features),
+        }
+    }
+
+    /// Anchors per location `A`.
+    pub fn num_anchors(&self) -> usize {
+        match self {
+            DetectionHead::Separate(head) => head.num_anchors,
+            DetectionHead::Shared(head) => head.num_anchors,
+        }
+    }
+
+    /// Classes `K`.
+    pub fn num_classes(&self) -> usize {
+        match self {
+            DetectionHead::Separate(head) => head.num_classes,
+            DetectionHead::Shared(head) => head.num_classes,
+        }
+    }
+}
+
+impl<B: Backend> From<RetinaHead<B>> for DetectionHead<B> {
+    fn from(head: RetinaHead<B>) -> Self {
+        DetectionHead::Separate(head)
+    }
+}
+
+impl<B: Backend> From<SharedHead<B>> for DetectionHead<B> {
+    fn from(head: SharedHead<B>) -> Self {
+        DetectionHead::Shared(head)
+    }
+}
