@@ -10,7 +10,7 @@
 
 use burn::prelude::*;
 use visage_anchors::{AnchorGenerator, Anchors, LevelSpec, MaxIouAssigner};
-use visage_backbone::{Backbone, BackboneConfig, MobileNetV1Config, ResNetConfig, ResNetDepth};
+use visage_backbone::Backbone;
 use visage_boxes::BoxCoder;
 use visage_heads::{
     flatten_levels, AttentionHead, AttentionHeadConfig, DetectionHead, HeadNorm, RetinaHeadConfig,
@@ -20,7 +20,7 @@ use visage_heads::{
 use crate::attention_targets::AttentionAssigner;
 use crate::error::ModelError;
 use crate::neck::Neck;
-use crate::spec::{BackboneSpec, DetectorSpec, HeadNormSpec, LossSpec, TestSpec};
+use crate::spec::{backbone_config, DetectorSpec, HeadNormSpec, LossSpec, TestSpec};
 
 /// Everything about a detector that has no weights: derived once from the spec.
 #[derive(Debug, Clone)]
@@ -73,40 +73,6 @@ pub struct RawOutputs<B: Backend> {
     /// DF²S²'s segmentation logits per level, `[B, 1, H_l, W_l]`, finest first; `None`
     /// without `[model.segmentation]`. Read by the loss only, never by `postprocess`.
     pub segmentation_logits: Option<Vec<Tensor<B, 4>>>,
-}
-
-fn resnet_depth(depth: u32) -> Result<ResNetDepth, ModelError> {
-    Ok(match depth {
-        18 => ResNetDepth::D18,
-        34 => ResNetDepth::D34,
-        50 => ResNetDepth::D50,
-        101 => ResNetDepth::D101,
-        152 => ResNetDepth::D152,
-        other => {
-            return Err(ModelError::InvalidConfig {
-                key: "model.backbone.resnet.depth".into(),
-                message: format!("must be 18, 34, 50, 101 or 152, got {other}"),
-            })
-        }
-    })
-}
-
-/// The backbone's Burn config from its spec.
-fn backbone_config(spec: &BackboneSpec) -> Result<BackboneConfig, ModelError> {
-    Ok(match spec {
-        BackboneSpec::Resnet(r) => BackboneConfig::ResNet(
-            ResNetConfig::new(resnet_depth(r.depth)?)
-                .with_width_multiplier(r.width_multiplier)
-                .with_frozen_bn(r.frozen_bn)
-                .with_freeze_stem(r.freeze_stem)
-                .with_frozen_stages(r.frozen_stages),
-        ),
-        BackboneSpec::Mobilenet(m) => BackboneConfig::MobileNet(
-            MobileNetV1Config::new()
-                .with_width_multiplier(m.width_multiplier)
-                .with_frozen_bn(m.frozen_bn),
-        ),
-    })
 }
 
 impl DetectorPolicy {
@@ -313,6 +279,7 @@ impl<B: Backend> Detector<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::BackboneSpec;
     use burn::backend::Flex;
     use visage_heads::DetectionHead;
 

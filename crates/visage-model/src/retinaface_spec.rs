@@ -4,11 +4,12 @@
 //! [`RetinaFaceSpec::validate`] names the offending key.
 
 use serde::{Deserialize, Serialize};
-use visage_backbone::{BackboneConfig, MobileNetV1Config, ResNetConfig, ResNetDepth};
 
 use crate::error::ModelError;
 use crate::retinaface::{RetinaFaceNetConfig, RETINAFACE_STRIDES};
-use crate::spec::BackboneSpec;
+use crate::spec::{
+    backbone_config, check_non_negative, check_positive, check_unit, invalid, BackboneSpec,
+};
 
 /// `[model]` with `architecture = "retinaface"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,89 +125,6 @@ fn one() -> f32 {
 }
 fn two() -> f32 {
     2.0
-}
-
-fn invalid(key: &str, message: impl Into<String>) -> ModelError {
-    ModelError::InvalidConfig {
-        key: key.to_string(),
-        message: message.into(),
-    }
-}
-
-fn check_non_negative(key: &str, value: f32) -> Result<(), ModelError> {
-    if value.is_finite() && value >= 0.0 {
-        Ok(())
-    } else {
-        Err(invalid(
-            key,
-            format!("must be a finite number >= 0, got {value}"),
-        ))
-    }
-}
-
-fn check_positive(key: &str, value: f32) -> Result<(), ModelError> {
-    if value.is_finite() && value > 0.0 {
-        Ok(())
-    } else {
-        Err(invalid(
-            key,
-            format!("must be a finite number > 0, got {value}"),
-        ))
-    }
-}
-
-fn check_unit(key: &str, value: f32) -> Result<(), ModelError> {
-    if (0.0..=1.0).contains(&value) {
-        Ok(())
-    } else {
-        Err(invalid(key, format!("must be in [0, 1], got {value}")))
-    }
-}
-
-/// The Burn config of a backbone spec; errors name the `model.backbone.*` key.
-pub(crate) fn backbone_config(spec: &BackboneSpec) -> Result<BackboneConfig, ModelError> {
-    Ok(match spec {
-        BackboneSpec::Resnet(r) => {
-            let depth = match r.depth {
-                18 => ResNetDepth::D18,
-                34 => ResNetDepth::D34,
-                50 => ResNetDepth::D50,
-                101 => ResNetDepth::D101,
-                152 => ResNetDepth::D152,
-                other => {
-                    return Err(invalid(
-                        "model.backbone.resnet.depth",
-                        format!("must be 18, 34, 50, 101 or 152, got {other}"),
-                    ))
-                }
-            };
-            check_positive("model.backbone.resnet.width_multiplier", r.width_multiplier)?;
-            if r.frozen_stages > 4 {
-                return Err(invalid(
-                    "model.backbone.resnet.frozen_stages",
-                    format!("must be 0..=4, got {}", r.frozen_stages),
-                ));
-            }
-            BackboneConfig::ResNet(
-                ResNetConfig::new(depth)
-                    .with_width_multiplier(r.width_multiplier)
-                    .with_frozen_bn(r.frozen_bn)
-                    .with_freeze_stem(r.freeze_stem)
-                    .with_frozen_stages(r.frozen_stages),
-            )
-        }
-        BackboneSpec::Mobilenet(m) => {
-            check_positive(
-                "model.backbone.mobilenet.width_multiplier",
-                m.width_multiplier,
-            )?;
-            BackboneConfig::MobileNet(
-                MobileNetV1Config::new()
-                    .with_width_multiplier(m.width_multiplier)
-                    .with_frozen_bn(m.frozen_bn),
-            )
-        }
-    })
 }
 
 impl RetinaFaceSpec {
