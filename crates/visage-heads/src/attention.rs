@@ -117,28 +117,12 @@ impl<B: Backend> AttentionHead<B> {
 mod tests {
     use super::*;
     use burn::backend::Flex;
-    use burn::tensor::{Distribution, TensorData};
+    use burn::tensor::TensorData;
 
     type B = Flex;
 
     fn pyramid(channels: usize, sizes: &[[usize; 2]]) -> FeatureLevels<B> {
-        let device = Default::default();
-        FeatureLevels::new(
-            sizes
-                .iter()
-                .enumerate()
-                .map(|(i, &[h, w])| {
-                    FeatureLevel::new(
-                        8 << i,
-                        Tensor::random(
-                            [2, channels, h, w],
-                            Distribution::Normal(0.0, 1.0),
-                            &device,
-                        ),
-                    )
-                })
-                .collect(),
-        )
+        crate::testing::random_pyramid(channels, sizes)
     }
 
     #[test]

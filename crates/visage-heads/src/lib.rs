@@ -19,3 +19,6 @@ pub use flatten::flatten_levels;
 pub use retina_head::{HeadOutputs, RetinaHead, RetinaHeadConfig};
 pub use shared_head::{SharedHead, SharedHeadConfig};
 pub use subnet::{ConvBlock, HeadNorm, Subnet, SubnetConfig};
+
+#[cfg(test)]
+mod testing;

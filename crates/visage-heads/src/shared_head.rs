@@ -158,29 +158,12 @@ mod tests {
     use burn::backend::Flex;
     use burn::module::Module;
     use burn::tensor::activation::sigmoid;
-    use burn::tensor::Distribution;
-    use visage_backbone::{FeatureLevel, FeatureLevels};
+    use visage_backbone::FeatureLevels;
 
     type B = Flex;
 
     fn pyramid(channels: usize, sizes: &[[usize; 2]]) -> FeatureLevels<B> {
-        let device = Default::default();
-        FeatureLevels::new(
-            sizes
-                .iter()
-                .enumerate()
-                .map(|(i, &[h, w])| {
-                    FeatureLevel::new(
-                        4 << i,
-                        Tensor::random(
-                            [2, channels, h, w],
-                            Distribution::Normal(0.0, 1.0),
-                            &device,
-                        ),
-                    )
-                })
-                .collect(),
-        )
+        crate::testing::random_pyramid(channels, sizes)
     }
 
     const SIZES: [[usize; 2]; 6] = [[17, 12], [9, 6], [5, 3], [3, 2], [2, 1], [1, 1]];
