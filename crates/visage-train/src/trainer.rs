@@ -88,7 +88,13 @@ impl StepBatch {
         let mut pixels = self.pixels;
         let mut shards = Vec::new();
         for rows in shard_ranges(self.faces.len(), replicas).into_iter().rev() {
-            let chunk = pixels.split_off(rows.start * per_image);
+            // The first shard takes what is left without a copy (`split_off(0)` would
+            // allocate a second buffer of the batch's capacity).
+            let chunk = if rows.start == 0 {
+                std::mem::take(&mut pixels)
+            } else {
+                pixels.split_off(rows.start * per_image)
+            };
             let n = rows.len();
             shards.push((
                 ShardData {
