@@ -28,6 +28,11 @@ pub struct TrainArgs {
     /// Build the model, load one batch, run one step, and stop (no checkpoint).
     #[arg(long)]
     dry_run: bool,
+    /// Override `train.batch_size` (e.g. `--dry-run --batch-size 2` to check a full-size
+    /// recipe on a machine without the memory for its batch). The resolved config in the run
+    /// directory records the value used.
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// Stop after this many iterations.
     #[arg(long)]
     max_iterations: Option<usize>,
@@ -67,6 +72,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .with_context(|| format!("loading {}", args.config.display()))?;
     if let Some(dir) = args.run_dir {
         config.run_dir = dir;
+    }
+    if let Some(batch_size) = args.batch_size {
+        config.train.batch_size = batch_size;
+        config
+            .validate()
+            .with_context(|| format!("--batch-size {batch_size} with {}", args.config.display()))?;
     }
     let options = TrainOptions {
         resume: args.resume,

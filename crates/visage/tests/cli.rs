@@ -83,6 +83,22 @@ fn synth_train_resume_detect_eval_round_trip() {
         .is_file());
     let err = failed(&visage(&["train", "--config", "tiny.toml"], root));
     assert!(err.contains("--overwrite"), "{err}");
+    // A dry run may shrink the batch; the resolved config records the value used.
+    ok(&visage(
+        &[
+            "train",
+            "--config",
+            "tiny.toml",
+            "--dry-run",
+            "--batch-size",
+            "2",
+            "--run-dir",
+            "dry",
+        ],
+        root,
+    ));
+    let resolved = std::fs::read_to_string(root.join("dry/config.toml")).unwrap();
+    assert!(resolved.contains("batch_size = 2"), "{resolved}");
     ok(&visage(
         &["train", "--config", "tiny.toml", "--overwrite"],
         root,
@@ -232,6 +248,12 @@ fn bad_inputs_are_clear_errors() {
         err.contains("bad.toml") && err.contains("learning_rate"),
         "{err}"
     );
+    std::fs::write(root.join("tiny.toml"), TINY_CONFIG).unwrap();
+    let err = failed(&visage(
+        &["train", "--config", "tiny.toml", "--batch-size", "0"],
+        root,
+    ));
+    assert!(err.contains("train.batch_size"), "{err}");
 
     let err = failed(&visage(
         &["detect", "nope.jpg", "--weights", "runs/none"],
