@@ -97,12 +97,7 @@ impl DetectorPolicy {
             key: "model.anchors".into(),
             message: e.to_string(),
         })?;
-        let assigner = MaxIouAssigner {
-            positive_iou: spec.assign.positive_iou,
-            negative_iou: spec.assign.negative_iou,
-            force_best: spec.assign.force_best,
-            force_best_min_iou: spec.assign.force_best_min_iou,
-        };
+        let assigner = spec.assign.assigner();
         let neck_input_strides = (spec.neck.min_level()..=5).map(|l| 1usize << l).collect();
         Ok(Self {
             spec: spec.clone(),

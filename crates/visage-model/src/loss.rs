@@ -19,12 +19,13 @@
 
 use burn::prelude::*;
 use burn::tensor::TensorData;
+use visage_boxes::BoxCoder;
 use visage_losses::{iou_loss, sigmoid_cross_entropy, sigmoid_focal_loss, smooth_l1, IouLossKind};
 
 use crate::attention_targets::AttentionTargets;
 use crate::detector::{Detector, RawOutputs};
 use crate::error::ModelError;
-use crate::spec::BoxLossSpec;
+use crate::spec::{BoxLossSpec, LossSpec};
 use crate::targets::{DenseTargets, FaceTargets};
 
 /// ε inside −ln(IoU + ε).
@@ -183,65 +184,17 @@ impl<B: Backend> Detector<B> {
         outputs: &RawOutputs<B>,
         targets: &DenseTargets,
     ) -> LossParts<B> {
-        let device = outputs.cls_logits.device();
-        let [batch, n, _] = outputs.cls_logits.dims();
         let spec = &self.policy.spec.loss;
         let num_positive = targets.num_positive();
         let normalizer = num_positive.max(1) as f32;
-
-        let logits = outputs.cls_logits.clone().reshape([batch * n, 1]);
-        let labels = Tensor::<B, 2>::from_data(
-            TensorData::new(targets.labels.clone(), [batch * n, 1]),
-            &device,
-        );
-        let weights = Tensor::<B, 1>::from_data(
-            TensorData::new(targets.weights.clone(), [batch * n]),
-            &device,
-        );
-        let classification = sigmoid_focal_loss(
-            logits,
-            labels,
-            weights,
-            spec.focal_alpha,
-            spec.focal_gamma,
+        let classification = classification_loss(&outputs.cls_logits, targets, spec, normalizer);
+        let box_regression = box_loss(
+            &outputs.box_deltas,
+            targets,
+            spec,
+            &self.policy.coder,
             normalizer,
         );
-
-        let box_regression = if num_positive == 0 {
-            // Keep the graph connected so every parameter still receives a (zero) gradient.
-            outputs.box_deltas.clone().sum() * 0.0
-        } else {
-            let index: Vec<i32> = targets.positive_index.iter().map(|&i| i as i32).collect();
-            let index =
-                Tensor::<B, 1, Int>::from_data(TensorData::new(index, [num_positive]), &device);
-            let predicted = outputs
-                .box_deltas
-                .clone()
-                .reshape([batch * n, 4])
-                .select(0, index);
-            let flat = |rows: &[[f32; 4]]| -> Tensor<B, 2> {
-                let data: Vec<f32> = rows.iter().flatten().copied().collect();
-                Tensor::from_data(TensorData::new(data, [rows.len(), 4]), &device)
-            };
-            let per_box = match spec.box_loss {
-                BoxLossSpec::SmoothL1 { beta } => {
-                    smooth_l1(predicted, flat(&targets.box_deltas), beta).sum()
-                }
-                BoxLossSpec::NegLogIou | BoxLossSpec::OneMinusIou => {
-                    let kind = if spec.box_loss == BoxLossSpec::NegLogIou {
-                        IouLossKind::NegLog
-                    } else {
-                        IouLossKind::OneMinus
-                    };
-                    let decoded = self
-                        .policy
-                        .coder
-                        .decode_tensor(flat(&targets.positive_anchors), predicted);
-                    iou_loss(decoded, flat(&targets.matched_boxes), kind, IOU_EPS).sum()
-                }
-            };
-            per_box / normalizer
-        };
         let mut total = classification.clone() + box_regression.clone() * spec.box_weight;
         let attention = outputs.attention_logits.as_ref().map(|logits| {
             let masks = targets
@@ -272,6 +225,84 @@ impl<B: Backend> Detector<B> {
             num_positive,
         }
     }
+}
+
+/// The sigmoid focal loss of face logits against dense targets: every anchor with weight 1
+/// (positive or negative) counts, the sum divided by `normalizer`.
+///
+/// # Shapes
+/// - `cls_logits`: `[B, N, 1]`, with `targets` built for `N` anchors per image.
+/// - returns `[1]`.
+pub(crate) fn classification_loss<B: Backend>(
+    cls_logits: &Tensor<B, 3>,
+    targets: &DenseTargets,
+    spec: &LossSpec,
+    normalizer: f32,
+) -> Tensor<B, 1> {
+    let device = cls_logits.device();
+    let [batch, n, _] = cls_logits.dims();
+    let logits = cls_logits.clone().reshape([batch * n, 1]);
+    let labels = Tensor::<B, 2>::from_data(
+        TensorData::new(targets.labels.clone(), [batch * n, 1]),
+        &device,
+    );
+    let weights = Tensor::<B, 1>::from_data(
+        TensorData::new(targets.weights.clone(), [batch * n]),
+        &device,
+    );
+    sigmoid_focal_loss(
+        logits,
+        labels,
+        weights,
+        spec.focal_alpha,
+        spec.focal_gamma,
+        normalizer,
+    )
+}
+
+/// The box loss of the positives of `targets` (smooth-L1 on the encoded deltas, or an IoU
+/// loss of the boxes decoded from each positive's own anchor, `targets.positive_anchors`),
+/// summed and divided by `normalizer`. Without positives it is `0 · Σ deltas`, so every
+/// parameter still receives a (zero) gradient.
+///
+/// # Shapes
+/// - `box_deltas`: `[B, N, 4]`, with `targets` built for `N` anchors per image.
+/// - returns `[1]`.
+pub(crate) fn box_loss<B: Backend>(
+    box_deltas: &Tensor<B, 3>,
+    targets: &DenseTargets,
+    spec: &LossSpec,
+    coder: &BoxCoder,
+    normalizer: f32,
+) -> Tensor<B, 1> {
+    let num_positive = targets.num_positive();
+    if num_positive == 0 {
+        return box_deltas.clone().sum() * 0.0;
+    }
+    let device = box_deltas.device();
+    let [batch, n, _] = box_deltas.dims();
+    let index: Vec<i32> = targets.positive_index.iter().map(|&i| i as i32).collect();
+    let index = Tensor::<B, 1, Int>::from_data(TensorData::new(index, [num_positive]), &device);
+    let predicted = box_deltas.clone().reshape([batch * n, 4]).select(0, index);
+    let flat = |rows: &[[f32; 4]]| -> Tensor<B, 2> {
+        let data: Vec<f32> = rows.iter().flatten().copied().collect();
+        Tensor::from_data(TensorData::new(data, [rows.len(), 4]), &device)
+    };
+    let per_box = match spec.box_loss {
+        BoxLossSpec::SmoothL1 { beta } => {
+            smooth_l1(predicted, flat(&targets.box_deltas), beta).sum()
+        }
+        BoxLossSpec::NegLogIou | BoxLossSpec::OneMinusIou => {
+            let kind = if spec.box_loss == BoxLossSpec::NegLogIou {
+                IouLossKind::NegLog
+            } else {
+                IouLossKind::OneMinus
+            };
+            let decoded = coder.decode_tensor(flat(&targets.positive_anchors), predicted);
+            iou_loss(decoded, flat(&targets.matched_boxes), kind, IOU_EPS).sum()
+        }
+    };
+    per_box / normalizer
 }
 
 /// How the per-level mask losses combine.

@@ -33,6 +33,7 @@ impl<B: Backend> Neck<B> {
                     .with_extra_source(match fpn.extra_source {
                         ExtraSourceSpec::C5 => ExtraSource::C5,
                         ExtraSourceSpec::P5 => ExtraSource::P5,
+                        ExtraSourceSpec::Lateral => ExtraSource::Lateral,
                     })
                     .init(device),
             ),

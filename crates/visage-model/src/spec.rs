@@ -191,7 +191,8 @@ pub struct FpnSpec {
     /// Coarsest level, 5..=7; levels above 5 are made by stride-2 convs.
     #[serde(default = "seven")]
     pub max_level: u32,
-    /// Input of P6: `"c5"` (RetinaNet paper) or `"p5"`.
+    /// Input of P6: `"c5"` (RetinaNet paper), `"p5"`, or `"lateral"` (the 1×1 lateral of C5,
+    /// SRN).
     #[serde(default)]
     pub extra_source: ExtraSourceSpec,
 }
@@ -205,6 +206,8 @@ pub enum ExtraSourceSpec {
     C5,
     /// P6 = conv(P5).
     P5,
+    /// P6 = conv(lateral 1×1 of C5), SRN's public code.
+    Lateral,
 }
 
 /// `[model.head]`.
@@ -587,93 +590,13 @@ impl DetectorSpec {
     /// Checks every rule that serde cannot: value ranges and cross-field consistency.
     /// The error names the TOML key (e.g. `model.neck.fpn.max_level`).
     pub fn validate(&self) -> Result<(), ModelError> {
-        match &self.backbone {
-            BackboneSpec::Resnet(resnet) => {
-                if ![18, 34, 50, 101, 152].contains(&resnet.depth) {
-                    return Err(invalid(
-                        "model.backbone.resnet.depth",
-                        format!("must be 18, 34, 50, 101 or 152, got {}", resnet.depth),
-                    ));
-                }
-                check_positive(
-                    "model.backbone.resnet.width_multiplier",
-                    resnet.width_multiplier,
-                )?;
-                if resnet.frozen_stages > 4 {
-                    return Err(invalid(
-                        "model.backbone.resnet.frozen_stages",
-                        format!("must be 0..=4, got {}", resnet.frozen_stages),
-                    ));
-                }
-            }
-            BackboneSpec::Mobilenet(mobilenet) => check_positive(
-                "model.backbone.mobilenet.width_multiplier",
-                mobilenet.width_multiplier,
-            )?,
-        }
+        backbone_config(&self.backbone)?;
         self.validate_neck()?;
-        if self.head.channels == 0 {
-            return Err(invalid("model.head.channels", "must be > 0"));
-        }
-        if let HeadNormSpec::Group(groups) = self.head.norm {
-            if groups == 0 || !self.head.channels.is_multiple_of(groups) {
-                return Err(invalid(
-                    "model.head.norm.group",
-                    format!(
-                        "must divide model.head.channels ({}), got {groups}",
-                        self.head.channels
-                    ),
-                ));
-            }
-        }
-        if !(self.head.prior_prob > 0.0 && self.head.prior_prob < 1.0) {
-            return Err(invalid("model.head.prior_prob", "must be in (0, 1)"));
-        }
-        check_positive("model.anchors.base_factor", self.anchors.base_factor)?;
-        if self.anchors.scales.is_empty() {
-            return Err(invalid("model.anchors.scales", "must not be empty"));
-        }
-        if self.anchors.ratios.is_empty() {
-            return Err(invalid("model.anchors.ratios", "must not be empty"));
-        }
-        for &s in &self.anchors.scales {
-            check_positive("model.anchors.scales", s)?;
-        }
-        for &r in &self.anchors.ratios {
-            check_positive("model.anchors.ratios", r)?;
-        }
-        check_unit("model.assign.positive_iou", self.assign.positive_iou)?;
-        check_unit("model.assign.negative_iou", self.assign.negative_iou)?;
-        check_unit(
-            "model.assign.force_best_min_iou",
-            self.assign.force_best_min_iou,
-        )?;
-        if self.assign.negative_iou > self.assign.positive_iou {
-            return Err(invalid(
-                "model.assign.negative_iou",
-                format!(
-                    "must not exceed model.assign.positive_iou ({}), got {}",
-                    self.assign.positive_iou, self.assign.negative_iou
-                ),
-            ));
-        }
-        check_positive("model.coder.variances", self.coder.variances[0])?;
-        check_positive("model.coder.variances", self.coder.variances[1])?;
-        check_unit("model.loss.focal_alpha", self.loss.focal_alpha)?;
-        if !(self.loss.focal_gamma >= 0.0 && self.loss.focal_gamma.is_finite()) {
-            return Err(invalid("model.loss.focal_gamma", "must be >= 0"));
-        }
-        if let BoxLossSpec::SmoothL1 { beta } = self.loss.box_loss {
-            if !(beta >= 0.0 && beta.is_finite()) {
-                return Err(invalid(
-                    "model.loss.box_loss.smooth_l1.beta",
-                    "must be >= 0",
-                ));
-            }
-        }
-        if !(self.loss.box_weight >= 0.0 && self.loss.box_weight.is_finite()) {
-            return Err(invalid("model.loss.box_weight", "must be >= 0"));
-        }
+        self.head.validate()?;
+        self.anchors.validate()?;
+        self.assign.validate("model.assign")?;
+        self.coder.validate()?;
+        self.loss.validate()?;
         if let Some(attention) = &self.attention {
             attention.validate()?;
         }
@@ -740,7 +663,127 @@ impl DetectorSpec {
 
     /// Anchors per feature-map location: `scales × ratios`.
     pub fn anchors_per_location(&self) -> usize {
-        self.anchors.scales.len() * self.anchors.ratios.len()
+        self.anchors.per_location()
+    }
+}
+
+impl HeadSpec {
+    /// Checks value ranges; errors name the `model.head.*` key.
+    pub(crate) fn validate(&self) -> Result<(), ModelError> {
+        validate_head("model.head", self.channels, self.norm, self.prior_prob)
+    }
+}
+
+/// The rules of a class / box head: channels > 0, groups dividing them, prior in (0, 1);
+/// errors name `<key>.channels`, `<key>.norm.group`, `<key>.prior_prob`.
+pub(crate) fn validate_head(
+    key: &str,
+    channels: usize,
+    norm: HeadNormSpec,
+    prior_prob: f32,
+) -> Result<(), ModelError> {
+    if channels == 0 {
+        return Err(invalid(&format!("{key}.channels"), "must be > 0"));
+    }
+    if let HeadNormSpec::Group(groups) = norm {
+        if groups == 0 || !channels.is_multiple_of(groups) {
+            return Err(invalid(
+                &format!("{key}.norm.group"),
+                format!("must divide {key}.channels ({channels}), got {groups}"),
+            ));
+        }
+    }
+    if !(prior_prob > 0.0 && prior_prob < 1.0) {
+        return Err(invalid(&format!("{key}.prior_prob"), "must be in (0, 1)"));
+    }
+    Ok(())
+}
+
+impl AnchorSpec {
+    /// Checks value ranges; errors name the `model.anchors.*` key.
+    pub(crate) fn validate(&self) -> Result<(), ModelError> {
+        check_positive("model.anchors.base_factor", self.base_factor)?;
+        if self.scales.is_empty() {
+            return Err(invalid("model.anchors.scales", "must not be empty"));
+        }
+        if self.ratios.is_empty() {
+            return Err(invalid("model.anchors.ratios", "must not be empty"));
+        }
+        for &s in &self.scales {
+            check_positive("model.anchors.scales", s)?;
+        }
+        for &r in &self.ratios {
+            check_positive("model.anchors.ratios", r)?;
+        }
+        Ok(())
+    }
+
+    /// Anchors per feature-map location: `scales × ratios`.
+    pub fn per_location(&self) -> usize {
+        self.scales.len() * self.ratios.len()
+    }
+}
+
+impl AssignSpec {
+    /// Checks value ranges; errors name `<key>.positive_iou` etc. (`key` is the table,
+    /// e.g. `model.assign`).
+    pub(crate) fn validate(&self, key: &str) -> Result<(), ModelError> {
+        check_unit(&format!("{key}.positive_iou"), self.positive_iou)?;
+        check_unit(&format!("{key}.negative_iou"), self.negative_iou)?;
+        check_unit(
+            &format!("{key}.force_best_min_iou"),
+            self.force_best_min_iou,
+        )?;
+        if self.negative_iou > self.positive_iou {
+            return Err(invalid(
+                &format!("{key}.negative_iou"),
+                format!(
+                    "must not exceed {key}.positive_iou ({}), got {}",
+                    self.positive_iou, self.negative_iou
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The assigner these thresholds describe.
+    pub fn assigner(&self) -> visage_anchors::MaxIouAssigner {
+        visage_anchors::MaxIouAssigner {
+            positive_iou: self.positive_iou,
+            negative_iou: self.negative_iou,
+            force_best: self.force_best,
+            force_best_min_iou: self.force_best_min_iou,
+        }
+    }
+}
+
+impl CoderSpec {
+    /// Checks value ranges; errors name `model.coder.variances`.
+    pub(crate) fn validate(&self) -> Result<(), ModelError> {
+        check_positive("model.coder.variances", self.variances[0])?;
+        check_positive("model.coder.variances", self.variances[1])
+    }
+}
+
+impl LossSpec {
+    /// Checks value ranges; errors name the `model.loss.*` key.
+    pub(crate) fn validate(&self) -> Result<(), ModelError> {
+        check_unit("model.loss.focal_alpha", self.focal_alpha)?;
+        if !(self.focal_gamma >= 0.0 && self.focal_gamma.is_finite()) {
+            return Err(invalid("model.loss.focal_gamma", "must be >= 0"));
+        }
+        if let BoxLossSpec::SmoothL1 { beta } = self.box_loss {
+            if !(beta >= 0.0 && beta.is_finite()) {
+                return Err(invalid(
+                    "model.loss.box_loss.smooth_l1.beta",
+                    "must be >= 0",
+                ));
+            }
+        }
+        if !(self.box_weight >= 0.0 && self.box_weight.is_finite()) {
+            return Err(invalid("model.loss.box_weight", "must be >= 0"));
+        }
+        Ok(())
     }
 }
 

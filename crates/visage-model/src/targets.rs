@@ -54,36 +54,73 @@ impl DenseTargets {
         assigner: &MaxIouAssigner,
         coder: &BoxCoder,
     ) -> Self {
-        let n = anchors.len();
-        let mut targets = DenseTargets {
-            anchors_per_image: n,
-            labels: vec![0.0; n * faces.len()],
-            weights: vec![0.0; n * faces.len()],
-            ..Default::default()
-        };
+        let mut targets = Self::ignoring_all(anchors.len(), faces.len());
         for (b, image) in faces.iter().enumerate() {
-            let assignment = assigner.assign(anchors, &image.boxes);
-            for (a, m) in assignment.matches.iter().enumerate() {
-                let flat = b * n + a;
-                match *m {
-                    AnchorMatch::Positive { face, .. } => {
-                        targets.labels[flat] = 1.0;
-                        targets.weights[flat] = 1.0;
-                        let face_box = image.boxes[face];
-                        targets.positive_index.push(flat);
-                        targets
-                            .box_deltas
-                            .push(coder.encode(&anchors[a], &face_box));
-                        targets.matched_boxes.push(face_box);
-                        targets.positive_anchors.push(anchors[a]);
-                        targets.positive_faces.push(face);
-                    }
-                    AnchorMatch::Negative => targets.weights[flat] = 1.0,
-                    AnchorMatch::Ignored => {}
-                }
-            }
+            targets.assign_image(b, anchors, None, &image.boxes, assigner, coder);
         }
         targets
+    }
+
+    /// Targets of a batch of `batch` images with `n` anchors each, every anchor ignored until
+    /// [`assign_image`](Self::assign_image) fills its image.
+    pub fn ignoring_all(n: usize, batch: usize) -> Self {
+        DenseTargets {
+            anchors_per_image: n,
+            labels: vec![0.0; n * batch],
+            weights: vec![0.0; n * batch],
+            ..Default::default()
+        }
+    }
+
+    /// Assigns image `b`'s faces (xyxy) to its `anchors` (`N` boxes, xyxy; they may differ
+    /// from image to image, as SRN's refined anchors do) and encodes the positives against
+    /// their own anchor. With `subset`, only the anchors at those indices (increasing) take
+    /// part in the matching, the others stay ignored; without, all of them.
+    ///
+    /// Images must be assigned in increasing `b`, so that `positive_index` stays sorted.
+    ///
+    /// # Panics
+    /// If `anchors.len()` is not `N` or `b` is out of the batch.
+    pub fn assign_image(
+        &mut self,
+        b: usize,
+        anchors: &[BoxXyxy],
+        subset: Option<&[usize]>,
+        faces: &[BoxXyxy],
+        assigner: &MaxIouAssigner,
+        coder: &BoxCoder,
+    ) {
+        let n = self.anchors_per_image;
+        assert_eq!(anchors.len(), n, "one anchor per output");
+        assert!(
+            (b + 1) * n <= self.labels.len(),
+            "image {b} is outside the batch"
+        );
+        let assignment = match subset {
+            None => assigner.assign(anchors, faces),
+            Some(subset) => {
+                let boxes: Vec<BoxXyxy> = subset.iter().map(|&a| anchors[a]).collect();
+                assigner.assign(&boxes, faces)
+            }
+        };
+        for (k, m) in assignment.matches.iter().enumerate() {
+            let a = subset.map_or(k, |subset| subset[k]);
+            let flat = b * n + a;
+            match *m {
+                AnchorMatch::Positive { face, .. } => {
+                    self.labels[flat] = 1.0;
+                    self.weights[flat] = 1.0;
+                    let face_box = faces[face];
+                    self.positive_index.push(flat);
+                    self.box_deltas.push(coder.encode(&anchors[a], &face_box));
+                    self.matched_boxes.push(face_box);
+                    self.positive_anchors.push(anchors[a]);
+                    self.positive_faces.push(face);
+                }
+                AnchorMatch::Negative => self.weights[flat] = 1.0,
+                AnchorMatch::Ignored => {}
+            }
+        }
     }
 
     /// Number of positive anchors over the batch.
@@ -134,6 +171,29 @@ mod tests {
         assert_eq!(t.positive_faces, vec![0]);
         assert_eq!(t.num_positive(), 1);
         assert_eq!(t.attention, None);
+    }
+
+    #[test]
+    fn a_subset_matches_only_its_anchors_and_leaves_the_rest_ignored() {
+        // The face sits exactly on anchor 0, but only anchors 1 and 2 take part: the best of
+        // them (anchor 1, IoU 1/3) becomes the forced positive.
+        let anchors = [
+            [0.0, 0.0, 10.0, 10.0],
+            [5.0, 0.0, 15.0, 10.0],
+            [50.0, 50.0, 60.0, 60.0],
+        ];
+        let face = [0.0, 0.0, 10.0, 10.0];
+        let coder = BoxCoder {
+            variances: [0.1, 0.2],
+        };
+        let mut t = DenseTargets::ignoring_all(3, 2);
+        t.assign_image(0, &anchors, None, &[], &assigner(), &coder);
+        t.assign_image(1, &anchors, Some(&[1, 2]), &[face], &assigner(), &coder);
+        assert_eq!(t.labels, vec![0.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
+        assert_eq!(t.weights, vec![1.0, 1.0, 1.0, 0.0, 1.0, 1.0]);
+        assert_eq!(t.positive_index, vec![4]);
+        assert_eq!(t.positive_anchors, vec![anchors[1]]);
+        assert_eq!(t.box_deltas, vec![coder.encode(&anchors[1], &face)]);
     }
 
     #[test]

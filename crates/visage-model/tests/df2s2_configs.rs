@@ -7,40 +7,18 @@ use std::path::PathBuf;
 
 use burn::backend::Flex;
 use burn::prelude::*;
-use serde::Deserialize;
 use visage_heads::DetectionHead;
 use visage_model::{
     AttentionLevelsSpec, Detector, DetectorSpec, FaceTargets, ModelSpec, Neck, NeckSpec, TestSpec,
 };
 
-/// The experiment file's top-level keys (visage-train's `ExperimentConfig`).
-const TOP_LEVEL: [&str; 6] = ["name", "run_dir", "data", "model", "train", "test"];
-
-fn config_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../configs")
-        .join(name)
-}
+mod common;
 
 fn read(name: &str) -> (toml::Table, DetectorSpec, TestSpec) {
-    let path = config_path(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let table: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-    for key in table.keys() {
-        assert!(
-            TOP_LEVEL.contains(&key.as_str()),
-            "{name}: unexpected key `{key}`"
-        );
-    }
-    let model = ModelSpec::deserialize(table["model"].clone())
-        .unwrap_or_else(|e| panic!("{name} [model]: {e}"));
-    model.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+    let (table, model, test) = common::read_config(name);
     let ModelSpec::RetinaNet(spec) = model else {
         panic!("{name}: DF²S² is a RetinaNet-family detector")
     };
-    let test = TestSpec::deserialize(table["test"].clone())
-        .unwrap_or_else(|e| panic!("{name} [test]: {e}"));
-    test.validate().unwrap();
     (table, spec, test)
 }
 

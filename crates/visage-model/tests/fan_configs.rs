@@ -1,42 +1,19 @@
 //! `configs/fan.toml` and `configs/fan-tiny.toml` describe FAN detectors: their `[model]`
 //! tables parse (unknown keys rejected), validate and build, and their `[test]` tables parse.
 
-use std::path::PathBuf;
-
 use burn::backend::Flex;
 use burn::prelude::*;
-use serde::Deserialize;
 use visage_model::{
     AttentionLevelsSpec, Detector, DetectorSpec, FaceTargets, ModelSpec, NeckSpec, TestSpec,
 };
 
-/// The experiment file's top-level keys (visage-train's `ExperimentConfig`).
-const TOP_LEVEL: [&str; 6] = ["name", "run_dir", "data", "model", "train", "test"];
+mod common;
 
 fn read(name: &str) -> (DetectorSpec, TestSpec) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../configs")
-        .join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let table: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-    for key in table.keys() {
-        assert!(
-            TOP_LEVEL.contains(&key.as_str()),
-            "{name}: unexpected key `{key}`"
-        );
-    }
-    for key in ["name", "run_dir", "data", "model", "train"] {
-        assert!(table.contains_key(key), "{name}: missing `{key}`");
-    }
-    let model = ModelSpec::deserialize(table["model"].clone())
-        .unwrap_or_else(|e| panic!("{name} [model]: {e}"));
-    model.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+    let (_, model, test) = common::read_config(name);
     let ModelSpec::RetinaNet(spec) = model else {
         panic!("{name}: FAN is a RetinaNet-style detector")
     };
-    let test = TestSpec::deserialize(table["test"].clone())
-        .unwrap_or_else(|e| panic!("{name} [test]: {e}"));
-    test.validate().unwrap();
     (spec, test)
 }
 

@@ -19,6 +19,8 @@ pub enum ExtraSource {
     C5,
     /// The coarsest pyramid output (P5), as torchvision when in and out channels agree.
     P5,
+    /// The coarsest input's lateral (the 1×1 projection of C5, before smoothing), as SRN.
+    Lateral,
 }
 
 /// Configuration of an [`Fpn`].
@@ -90,7 +92,7 @@ impl FpnConfig {
             .collect();
         let first_extra_in = match self.extra_source {
             ExtraSource::C5 => *self.in_channels.last().expect("validated non-empty"),
-            ExtraSource::P5 => out,
+            ExtraSource::P5 | ExtraSource::Lateral => out,
         };
         let extra = (0..self.extra_levels)
             .map(|i| {
@@ -110,7 +112,7 @@ impl FpnConfig {
 }
 
 /// A `k×k` convolution with bias, padding `k / 2`, Kaiming uniform (`a = 1`) weights, zero bias.
-fn fpn_conv<B: Backend>(
+pub(crate) fn fpn_conv<B: Backend>(
     c_in: usize,
     c_out: usize,
     kernel: usize,
@@ -197,6 +199,7 @@ impl<B: Backend> Fpn<B> {
             .map(|(conv, x)| conv.forward(x))
             .collect();
         let mut outputs: Vec<Tensor<B, 4>> = Vec::with_capacity(n);
+        let coarsest_lateral = laterals.last().cloned();
         let mut top_down: Option<Tensor<B, 4>> = None;
         for (lateral, conv) in laterals.into_iter().zip(&self.output).rev() {
             let merged = match top_down {
@@ -220,6 +223,7 @@ impl<B: Backend> Fpn<B> {
         let mut previous = match self.extra_source {
             ExtraSource::C5 => coarsest_input,
             ExtraSource::P5 => levels[n - 1].features.clone(),
+            ExtraSource::Lateral => coarsest_lateral.expect("the FPN has an input level"),
         };
         for (i, conv) in self.extra.iter().enumerate() {
             let x = if i == 0 { previous } else { relu(previous) };
@@ -260,7 +264,7 @@ mod tests {
     #[test]
     fn shapes_and_strides_for_odd_sizes() {
         let device = Default::default();
-        for source in [ExtraSource::C5, ExtraSource::P5] {
+        for source in [ExtraSource::C5, ExtraSource::P5, ExtraSource::Lateral] {
             let config = FpnConfig::new(vec![4, 6, 8], 5).with_extra_source(source);
             let fpn = config.init::<B>(&device);
             let out = fpn.forward(inputs());
@@ -270,6 +274,23 @@ mod tests {
             assert_eq!(out.sizes(), vec![[9, 6], [5, 3], [3, 2], [2, 1], [1, 1]]);
             assert_eq!(out.levels[0].features.dims()[0], 2);
         }
+    }
+
+    #[test]
+    fn a_lateral_source_feeds_p6_from_the_projected_c5() {
+        let device = Default::default();
+        let fpn = FpnConfig::new(vec![4, 6, 8], 5)
+            .with_extra_source(ExtraSource::Lateral)
+            .init::<B>(&device);
+        let inputs = inputs();
+        let c5 = inputs.levels[2].features.clone();
+        let out = fpn.forward(inputs);
+        let expected = fpn.extra[0].forward(fpn.lateral[2].forward(c5));
+        out.levels[3]
+            .features
+            .clone()
+            .into_data()
+            .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::default());
     }
 
     #[test]
