@@ -2,14 +2,17 @@
 //! the flattening of their outputs into the anchor order `(level, y, x, anchor)`.
 //! RetinaNet's class and box subnets ([`RetinaHead`]), DF²S²'s head whose conv stack is shared
 //! by the class, box and segmentation predictors ([`SharedHead`]), both behind
-//! [`DetectionHead`], and FAN's attention subnet ([`AttentionHead`]).
+//! [`DetectionHead`], FAN's attention subnet ([`AttentionHead`]), and SRN's head with
+//! receptive field enrichment ([`SrnHead`], [`Rfe`]).
 
 pub mod attention;
 pub mod detection_head;
 mod error;
 pub mod flatten;
 pub mod retina_head;
+pub mod rfe;
 pub mod shared_head;
+pub mod srn_head;
 pub mod subnet;
 
 pub use attention::{AttentionHead, AttentionHeadConfig};
@@ -17,7 +20,9 @@ pub use detection_head::DetectionHead;
 pub use error::HeadError;
 pub use flatten::flatten_levels;
 pub use retina_head::{HeadOutputs, RetinaHead, RetinaHeadConfig};
+pub use rfe::{Rfe, RfeBranch, RfeConfig};
 pub use shared_head::{SharedHead, SharedHeadConfig};
+pub use srn_head::{SrnBranch, SrnHead, SrnHeadConfig};
 pub use subnet::{ConvBlock, HeadNorm, Subnet, SubnetConfig};
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use crate::postprocess::Detection;
 use crate::retinaface::RetinaFaceOutputs;
 use crate::retinaface_model::RetinaFace;
 use crate::spec::TestSpec;
+use crate::srn_model::{Srn, SrnOutputs};
 use crate::targets::FaceTargets;
 
 /// A face detector of any architecture. The variant is not part of parameter paths
@@ -26,6 +27,8 @@ pub enum FaceModel<B: Backend> {
     RetinaNet(Detector<B>),
     /// `architecture = "retinaface"`.
     RetinaFace(RetinaFace<B>),
+    /// `architecture = "srn"`.
+    Srn(Srn<B>),
 }
 
 /// Raw outputs of a batch, per architecture.
@@ -35,6 +38,8 @@ pub enum FaceOutputs<B: Backend> {
     RetinaNet(RawOutputs<B>),
     /// Class logits, box and landmark deltas per prior.
     RetinaFace(RetinaFaceOutputs<B>),
+    /// Both steps' logits and deltas per anchor.
+    Srn(SrnOutputs<B>),
 }
 
 /// The loss of one batch: what is minimised and its named parts (differentiable scalars).
@@ -65,6 +70,7 @@ impl<B: Backend> FaceModel<B> {
             ModelSpec::RetinaFace(spec) => {
                 FaceModel::RetinaFace(RetinaFace::new(spec, test, device)?)
             }
+            ModelSpec::Srn(spec) => FaceModel::Srn(Srn::new(spec, test, device)?),
         })
     }
 
@@ -73,6 +79,7 @@ impl<B: Backend> FaceModel<B> {
         match self {
             FaceModel::RetinaNet(_) => Architecture::RetinaNet,
             FaceModel::RetinaFace(_) => Architecture::RetinaFace,
+            FaceModel::Srn(_) => Architecture::Srn,
         }
     }
 
@@ -88,6 +95,10 @@ impl<B: Backend> FaceModel<B> {
                 let (m, file) = m.load_initial_backbone_weights()?;
                 (FaceModel::RetinaFace(m), file)
             }
+            FaceModel::Srn(m) => {
+                let (m, file) = m.load_initial_backbone_weights()?;
+                (FaceModel::Srn(m), file)
+            }
         })
     }
 
@@ -99,7 +110,7 @@ impl<B: Backend> FaceModel<B> {
     pub fn load_pytorch_retinaface(self, dict: &StateDict) -> Result<Self, ModelError> {
         match self {
             FaceModel::RetinaFace(m) => Ok(FaceModel::RetinaFace(m.load_pytorch_retinaface(dict)?)),
-            FaceModel::RetinaNet(_) => Err(ModelError::InvalidInput(format!(
+            FaceModel::RetinaNet(_) | FaceModel::Srn(_) => Err(ModelError::InvalidInput(format!(
                 "{} holds Pytorch_Retinaface weights, which need `architecture = \"retinaface\"` \
                  in [model]",
                 dict.source().display()
@@ -115,6 +126,7 @@ impl<B: Backend> FaceModel<B> {
         match self {
             FaceModel::RetinaNet(m) => FaceOutputs::RetinaNet(m.forward(images)),
             FaceModel::RetinaFace(m) => FaceOutputs::RetinaFace(m.forward(images)),
+            FaceModel::Srn(m) => FaceOutputs::Srn(m.forward(images)),
         }
     }
 
@@ -149,6 +161,14 @@ impl<B: Backend> FaceModel<B> {
                     num_positive: p.num_positive,
                 })
             }
+            (FaceModel::Srn(m), FaceOutputs::Srn(o)) => {
+                let p = m.loss(o, faces)?;
+                Ok(FaceLoss {
+                    parts: p.named_parts(),
+                    total: p.total,
+                    num_positive: p.num_positive,
+                })
+            }
             _ => Err(mismatch()),
         }
     }
@@ -162,6 +182,7 @@ impl<B: Backend> FaceModel<B> {
         match (self, outputs) {
             (FaceModel::RetinaNet(m), FaceOutputs::RetinaNet(o)) => m.postprocess(o),
             (FaceModel::RetinaFace(m), FaceOutputs::RetinaFace(o)) => m.postprocess(o),
+            (FaceModel::Srn(m), FaceOutputs::Srn(o)) => m.postprocess(o),
             _ => panic!("{}", mismatch()),
         }
     }
@@ -171,6 +192,7 @@ impl<B: Backend> FaceModel<B> {
         match self {
             FaceModel::RetinaNet(m) => m.test_spec(),
             FaceModel::RetinaFace(m) => m.test_spec(),
+            FaceModel::Srn(m) => m.test_spec(),
         }
     }
 
@@ -179,6 +201,7 @@ impl<B: Backend> FaceModel<B> {
         match self {
             FaceModel::RetinaNet(m) => m.set_test_spec(test),
             FaceModel::RetinaFace(m) => m.set_test_spec(test),
+            FaceModel::Srn(m) => m.set_test_spec(test),
         }
     }
 }

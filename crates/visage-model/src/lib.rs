@@ -17,6 +17,9 @@ mod retinaface_loss;
 mod retinaface_model;
 mod retinaface_spec;
 mod spec;
+mod srn_loss;
+mod srn_model;
+mod srn_spec;
 mod targets;
 
 pub use attention_targets::{AttentionAssigner, AttentionRule, AttentionTargets};
@@ -40,4 +43,7 @@ pub use spec::{
     CoderSpec, DetectorSpec, ExtraSourceSpec, FfpSpec, FpnSpec, HeadNormSpec, HeadSpec, LossSpec,
     MobileNetSpec, NeckSpec, ResNetSpec, SegmentationSpec, TestSpec,
 };
+pub use srn_loss::{SrnLossParts, SrnTargets};
+pub use srn_model::{Srn, SrnOutputs};
+pub use srn_spec::{SrnHeadSpec, SrnNeckSpec, SrnSpec, StcSpec, StrSpec, SRN_MAX_LEVEL};
 pub use targets::{DenseTargets, FaceTargets};

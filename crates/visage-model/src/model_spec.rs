@@ -1,6 +1,6 @@
 //! `[model]`: which architecture, and its description. The table's `architecture` key picks
-//! the family (`"retinanet"`, the default when the key is absent, or `"retinaface"`); the rest
-//! of the table is that family's spec, read with unknown keys rejected.
+//! the family (`"retinanet"`, the default when the key is absent, `"retinaface"` or `"srn"`);
+//! the rest of the table is that family's spec, read with unknown keys rejected.
 
 use std::path::Path;
 
@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::ModelError;
 use crate::retinaface_spec::RetinaFaceSpec;
 use crate::spec::{BackboneSpec, DetectorSpec};
+use crate::srn_spec::SrnSpec;
 
 /// The key that selects the architecture.
 const ARCHITECTURE: &str = "architecture";
@@ -24,6 +25,10 @@ pub enum Architecture {
     /// RetinaFace as Pytorch_Retinaface: FPN + SSH + class / box / landmark heads.
     #[serde(rename = "retinaface")]
     RetinaFace,
+    /// SRN / AInnoFace: two feature sets, a head with RFE, selective two-step
+    /// classification and regression.
+    #[serde(rename = "srn")]
+    Srn,
 }
 
 impl Architecture {
@@ -32,6 +37,7 @@ impl Architecture {
         match self {
             Architecture::RetinaNet => "retinanet",
             Architecture::RetinaFace => "retinaface",
+            Architecture::Srn => "srn",
         }
     }
 }
@@ -43,6 +49,8 @@ pub enum ModelSpec {
     RetinaNet(DetectorSpec),
     /// `architecture = "retinaface"`.
     RetinaFace(RetinaFaceSpec),
+    /// `architecture = "srn"`.
+    Srn(SrnSpec),
 }
 
 impl From<DetectorSpec> for ModelSpec {
@@ -57,12 +65,19 @@ impl From<RetinaFaceSpec> for ModelSpec {
     }
 }
 
+impl From<SrnSpec> for ModelSpec {
+    fn from(spec: SrnSpec) -> Self {
+        ModelSpec::Srn(spec)
+    }
+}
+
 impl ModelSpec {
     /// Which family this is.
     pub fn architecture(&self) -> Architecture {
         match self {
             ModelSpec::RetinaNet(_) => Architecture::RetinaNet,
             ModelSpec::RetinaFace(_) => Architecture::RetinaFace,
+            ModelSpec::Srn(_) => Architecture::Srn,
         }
     }
 
@@ -71,6 +86,7 @@ impl ModelSpec {
         match self {
             ModelSpec::RetinaNet(spec) => spec.validate(),
             ModelSpec::RetinaFace(spec) => spec.validate(),
+            ModelSpec::Srn(spec) => spec.validate(),
         }
     }
 
@@ -79,6 +95,7 @@ impl ModelSpec {
         match self {
             ModelSpec::RetinaNet(spec) => &spec.backbone,
             ModelSpec::RetinaFace(spec) => &spec.backbone,
+            ModelSpec::Srn(spec) => &spec.backbone,
         }
     }
 
@@ -102,6 +119,7 @@ impl<'de> Deserialize<'de> for ModelSpec {
             Architecture::RetinaFace => {
                 RetinaFaceSpec::deserialize(rest).map(ModelSpec::RetinaFace)
             }
+            Architecture::Srn => SrnSpec::deserialize(rest).map(ModelSpec::Srn),
         };
         spec.map_err(|e| {
             D::Error::custom(format!(
@@ -128,6 +146,7 @@ impl Serialize for ModelSpec {
         let value = match self {
             ModelSpec::RetinaNet(spec) => toml::Table::try_from(spec),
             ModelSpec::RetinaFace(spec) => toml::Table::try_from(spec),
+            ModelSpec::Srn(spec) => toml::Table::try_from(spec),
         };
         let mut table = value.map_err(S::Error::custom)?;
         table.insert(
@@ -172,6 +191,28 @@ mod tests {
         width_multiplier = 0.25
     "#;
 
+    const SRN: &str = r#"
+        [model]
+        architecture = "srn"
+        [model.backbone.resnet]
+        depth = 50
+        [model.neck]
+        channels = 256
+        [model.head]
+        channels = 256
+        [model.anchors]
+        base_factor = 2.0
+        scales = [1.0, 1.4142]
+        ratios = [1.25]
+        [model.assign]
+        positive_iou = 0.5
+        negative_iou = 0.4
+        [model.stc]
+        levels = 3
+        [model.str]
+        levels = 3
+    "#;
+
     #[test]
     fn the_architecture_key_picks_the_family_and_defaults_to_retinanet() {
         let c: Config = toml::from_str(RETINANET).unwrap();
@@ -181,11 +222,14 @@ mod tests {
         let c: Config = toml::from_str(RETINAFACE).unwrap();
         assert_eq!(c.model.architecture(), Architecture::RetinaFace);
         c.model.validate().unwrap();
+        let c: Config = toml::from_str(SRN).unwrap();
+        assert_eq!(c.model.architecture(), Architecture::Srn);
+        c.model.validate().unwrap();
     }
 
     #[test]
     fn both_families_round_trip_with_the_key_written() {
-        for text in [RETINANET, RETINAFACE] {
+        for text in [RETINANET, RETINAFACE, SRN] {
             let c: Config = toml::from_str(text).unwrap();
             let written = toml::to_string_pretty(&c).unwrap();
             assert!(written.contains("architecture = "), "{written}");

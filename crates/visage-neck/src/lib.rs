@@ -1,15 +1,18 @@
 //! Feature necks: turn a backbone's [`FeatureLevels`](visage_backbone::FeatureLevels) into a
 //! pyramid for the heads. RetinaNet's [`Fpn`], and RetinaFace's [`RetinaFaceFpn`] and [`Ssh`]
-//! context modules, and DF²S²'s feature fusion pyramid [`Ffp`].
+//! context modules, DF²S²'s feature fusion pyramid [`Ffp`], and SRN's two feature sets
+//! ([`SrnNeck`]).
 
 mod error;
 pub mod ffp;
 pub mod fpn;
 pub mod retinaface_fpn;
+pub mod srn;
 pub mod ssh;
 
 pub use error::NeckError;
 pub use ffp::{Ffp, FfpConfig};
 pub use fpn::{upsample_nearest_to, ExtraSource, Fpn, FpnConfig};
 pub use retinaface_fpn::RetinaFaceFpn;
+pub use srn::{SrnFeatures, SrnNeck, SrnNeckConfig};
 pub use ssh::{Ssh, SSH_TORCH_BLOCKS};

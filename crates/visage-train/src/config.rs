@@ -426,8 +426,17 @@ mod tests {
                 names.push(path.file_stem().unwrap().to_string_lossy().into_owned());
             }
         }
+        // Each detector of the seed papers with its paper recipe and a CPU-sized variant.
         for expected in [
             "quickstart",
+            "fan",
+            "fan-tiny",
+            "srn",
+            "srn-tiny",
+            "ainnoface",
+            "ainnoface-tiny",
+            "df2s2",
+            "df2s2-tiny",
             "retinaface-mnet",
             "retinaface-r50",
             "retinaface-mnet-tiny",
