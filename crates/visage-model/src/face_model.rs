@@ -179,10 +179,23 @@ impl<B: Backend> FaceModel<B> {
     /// # Panics
     /// If `outputs` come from another architecture.
     pub fn postprocess(&self, outputs: &FaceOutputs<B>) -> Vec<Vec<Detection>> {
+        self.postprocess_with(outputs, self.test_spec())
+    }
+
+    /// [`postprocess`](Self::postprocess) with other `[test]` settings than the model's (e.g.
+    /// the per-pass settings of test-time augmentation, [`TestSpec::per_pass`]).
+    ///
+    /// # Panics
+    /// If `outputs` come from another architecture.
+    pub fn postprocess_with(
+        &self,
+        outputs: &FaceOutputs<B>,
+        test: &TestSpec,
+    ) -> Vec<Vec<Detection>> {
         match (self, outputs) {
-            (FaceModel::RetinaNet(m), FaceOutputs::RetinaNet(o)) => m.postprocess(o),
-            (FaceModel::RetinaFace(m), FaceOutputs::RetinaFace(o)) => m.postprocess(o),
-            (FaceModel::Srn(m), FaceOutputs::Srn(o)) => m.postprocess(o),
+            (FaceModel::RetinaNet(m), FaceOutputs::RetinaNet(o)) => m.postprocess_with(o, test),
+            (FaceModel::RetinaFace(m), FaceOutputs::RetinaFace(o)) => m.postprocess_with(o, test),
+            (FaceModel::Srn(m), FaceOutputs::Srn(o)) => m.postprocess_with(o, test),
             _ => panic!("{}", mismatch()),
         }
     }

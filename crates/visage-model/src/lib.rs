@@ -21,6 +21,7 @@ mod srn_loss;
 mod srn_model;
 mod srn_spec;
 mod targets;
+mod test_time;
 
 pub use attention_targets::{AttentionAssigner, AttentionRule, AttentionTargets};
 pub use detector::{Detector, RawOutputs};
@@ -41,9 +42,10 @@ pub use retinaface_spec::{RetinaFaceAssignSpec, RetinaFaceLossSpec, RetinaFaceSp
 pub use spec::{
     AnchorSpec, AssignSpec, AttentionLevelsSpec, AttentionSpec, BackboneSpec, BoxLossSpec,
     CoderSpec, DetectorSpec, ExtraSourceSpec, FfpSpec, FpnSpec, HeadNormSpec, HeadSpec, LossSpec,
-    MobileNetSpec, NeckSpec, ResNetSpec, SegmentationSpec, TestSpec,
+    MobileNetSpec, NeckSpec, ResNetSpec, SegmentationSpec, TestSpec, TtaSpec,
 };
 pub use srn_loss::{SrnLossParts, SrnTargets};
 pub use srn_model::{Srn, SrnOutputs};
 pub use srn_spec::{SrnHeadSpec, SrnNeckSpec, SrnSpec, StcSpec, StrSpec, SRN_MAX_LEVEL};
 pub use targets::{DenseTargets, FaceTargets};
+pub use test_time::merge_passes;

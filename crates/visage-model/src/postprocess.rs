@@ -31,6 +31,23 @@ impl From<crate::retinaface_detect::FaceDetection> for Detection {
 }
 
 impl Detection {
+    /// The detection mirrored in an image `width` pixels wide: `x → width − x` for boxes
+    /// (`[x1, y1, x2, y2]` → `[width − x2, y1, width − x1, y2]`) and landmarks, whose left and
+    /// right eyes (0, 1) and mouth corners (3, 4) swap, so a detection on a mirrored image
+    /// maps back to the image (the transform is its own inverse).
+    pub fn flipped(mut self, width: f32) -> Self {
+        let [x1, y1, x2, y2] = self.bbox;
+        self.bbox = [width - x2, y1, width - x1, y2];
+        if let Some(points) = &mut self.landmarks {
+            for p in points.iter_mut() {
+                p[0] = width - p[0];
+            }
+            points.swap(0, 1);
+            points.swap(3, 4);
+        }
+        self
+    }
+
     /// The detection in the frame of an image `1 / scale` times the input's size (boxes and
     /// landmarks divided by `scale`).
     pub fn unscaled(mut self, scale: f32) -> Self {
@@ -50,6 +67,16 @@ impl Detection {
 impl<B: Backend> Detector<B> {
     /// Detections of every image of the batch, best first.
     pub fn postprocess(&self, outputs: &RawOutputs<B>) -> Vec<Vec<Detection>> {
+        self.postprocess_with(outputs, &self.policy.test)
+    }
+
+    /// [`postprocess`](Self::postprocess) with other `[test]` settings (e.g. the per-pass
+    /// settings of test-time augmentation, [`TestSpec::per_pass`]).
+    pub fn postprocess_with(
+        &self,
+        outputs: &RawOutputs<B>,
+        test: &TestSpec,
+    ) -> Vec<Vec<Detection>> {
         let [batch, n, _] = outputs.cls_logits.dims();
         let scores: Vec<f32> = sigmoid(outputs.cls_logits.clone())
             .into_data()
@@ -69,7 +96,7 @@ impl<B: Backend> Detector<B> {
                     &deltas[b * n * 4..(b + 1) * n * 4],
                     &anchors.boxes,
                     &self.policy.coder,
-                    &self.policy.test,
+                    test,
                     outputs.input_size,
                 )
             })
@@ -157,7 +184,7 @@ mod tests {
             pre_nms_top_k: 10,
             nms_threshold: 0.4,
             max_detections: 10,
-            max_size: None,
+            ..TestSpec::default()
         };
         // Input 45 wide: the last anchor is clipped to x2 = 45.
         let dets = select_detections(&scores, &deltas, &anchors, &coder(), &test, (45, 45));
@@ -184,6 +211,35 @@ mod tests {
     }
 
     #[test]
+    fn flipping_mirrors_boxes_and_swaps_left_and_right_landmarks() {
+        let d = Detection {
+            bbox: [10.0, 20.0, 30.0, 40.0],
+            score: 0.5,
+            landmarks: Some([
+                [12.0, 1.0],
+                [28.0, 2.0],
+                [20.0, 3.0],
+                [14.0, 4.0],
+                [26.0, 5.0],
+            ]),
+        };
+        let f = d.flipped(100.0);
+        assert_eq!(f.bbox, [70.0, 20.0, 90.0, 40.0]);
+        // The left eye of the mirrored face is the mirror of the right eye, and so on.
+        assert_eq!(
+            f.landmarks,
+            Some([
+                [72.0, 2.0],
+                [88.0, 1.0],
+                [80.0, 3.0],
+                [74.0, 5.0],
+                [86.0, 4.0]
+            ])
+        );
+        assert_eq!(f.flipped(100.0), d);
+    }
+
+    #[test]
     fn top_k_and_max_detections_cap_the_output() {
         let anchors: Vec<BoxXyxy> = (0..20)
             .map(|i| [i as f32 * 20.0, 0.0, i as f32 * 20.0 + 10.0, 10.0])
@@ -195,7 +251,7 @@ mod tests {
             pre_nms_top_k: 5,
             nms_threshold: 0.4,
             max_detections: 750,
-            max_size: None,
+            ..TestSpec::default()
         };
         let dets = select_detections(&scores, &deltas, &anchors, &coder(), &test, (10, 400));
         assert_eq!(dets.len(), 5);

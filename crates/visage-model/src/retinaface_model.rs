@@ -84,7 +84,12 @@ impl<B: Backend> RetinaFace<B> {
     /// `detect.py`'s settings: priors and variances from the spec; score threshold (strictly
     /// above), top-k, NMS threshold and keep from `[test]`.
     pub fn test_settings(&self) -> RetinaFaceTest {
-        let (spec, test) = (&self.policy.spec, &self.policy.test);
+        self.test_settings_for(&self.policy.test)
+    }
+
+    /// `detect.py`'s settings from the given `[test]` settings.
+    fn test_settings_for(&self, test: &TestSpec) -> RetinaFaceTest {
+        let spec = &self.policy.spec;
         RetinaFaceTest {
             min_sizes: spec.min_sizes.clone(),
             steps: spec.steps(),
@@ -158,7 +163,16 @@ impl<B: Backend> RetinaFace<B> {
 
     /// Detections per image, best first, with landmarks (pixels of the network input).
     pub fn postprocess(&self, outputs: &RetinaFaceOutputs<B>) -> Vec<Vec<Detection>> {
-        retinaface_detect(outputs, &self.test_settings())
+        self.postprocess_with(outputs, &self.policy.test)
+    }
+
+    /// [`postprocess`](Self::postprocess) with other `[test]` settings.
+    pub fn postprocess_with(
+        &self,
+        outputs: &RetinaFaceOutputs<B>,
+        test: &TestSpec,
+    ) -> Vec<Vec<Detection>> {
+        retinaface_detect(outputs, &self.test_settings_for(test))
             .into_iter()
             .map(|image| image.into_iter().map(Detection::from).collect())
             .collect()

@@ -430,9 +430,30 @@ pub struct TestSpec {
     /// At most this many detections per image are kept.
     #[serde(default = "max_detections")]
     pub max_detections: usize,
-    /// If set, images whose longer side exceeds this are shrunk to it before detection.
+    /// If set, images whose longer side exceeds this are shrunk to it before detection
+    /// (after `short_side`).
     #[serde(default)]
     pub max_size: Option<u32>,
+    /// If set, every image is resized (up or down) so that its shorter side is this many
+    /// pixels, before `max_size` caps the longer side (DF²S² tests at short side 800).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_side: Option<u32>,
+    /// `[test.tta]`: test-time augmentation; absent: one pass at the base scale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tta: Option<TtaSpec>,
+}
+
+/// `[test.tta]`: every image is also run at other scales and, with `flip`, mirrored; the
+/// candidates of all passes (each after the score threshold and `pre_nms_top_k`) are mapped
+/// back to the image and merged by ONE NMS, then capped at `max_detections`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TtaSpec {
+    /// Multipliers of the base test scale (`short_side` / `max_size`), e.g. `[0.5, 1.0, 1.5]`.
+    pub scales: Vec<f32>,
+    /// Also run each scale on the horizontally mirrored image.
+    #[serde(default)]
+    pub flip: bool,
 }
 
 impl Default for TestSpec {
@@ -443,6 +464,8 @@ impl Default for TestSpec {
             nms_threshold: nms_threshold(),
             max_detections: max_detections(),
             max_size: None,
+            short_side: None,
+            tta: None,
         }
     }
 }
@@ -868,6 +891,17 @@ impl TestSpec {
         }
         if self.max_size == Some(0) {
             return Err(invalid("test.max_size", "must be > 0 when set"));
+        }
+        if self.short_side == Some(0) {
+            return Err(invalid("test.short_side", "must be > 0 when set"));
+        }
+        if let Some(tta) = &self.tta {
+            if tta.scales.is_empty() {
+                return Err(invalid("test.tta.scales", "must not be empty"));
+            }
+            for &scale in &tta.scales {
+                check_positive("test.tta.scales", scale)?;
+            }
         }
         Ok(())
     }

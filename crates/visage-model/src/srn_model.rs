@@ -291,6 +291,15 @@ impl<B: Backend> Srn<B> {
     /// STC drops are never candidates), boxes decoded from the second-step anchors (refined on the STR
     /// levels), then the `[test]` score threshold, top-k, NMS and cap.
     pub fn postprocess(&self, outputs: &SrnOutputs<B>) -> Vec<Vec<Detection>> {
+        self.postprocess_with(outputs, &self.policy.test)
+    }
+
+    /// [`postprocess`](Self::postprocess) with other `[test]` settings.
+    pub fn postprocess_with(
+        &self,
+        outputs: &SrnOutputs<B>,
+        test: &TestSpec,
+    ) -> Vec<Vec<Detection>> {
         let [batch, n, _] = outputs.cls_logits.dims();
         let host = |t: Tensor<B, 3>| -> Vec<f32> { t.into_data().to_vec().expect("f32 outputs") };
         let scores = host(sigmoid(outputs.cls_logits.clone()));
@@ -316,7 +325,7 @@ impl<B: Backend> Srn<B> {
                     &deltas[b * n * 4..(b + 1) * n * 4],
                     &anchors,
                     &self.policy.coder,
-                    &self.policy.test,
+                    test,
                     outputs.input_size,
                 )
             })

@@ -43,7 +43,9 @@ fn check_df2s2(spec: &DetectorSpec) {
 
 #[test]
 fn df2s2_toml_is_the_paper_s_detector() {
-    let (table, spec, _) = read("df2s2.toml");
+    let (table, spec, test) = read("df2s2.toml");
+    // §4: tested at short side 800.
+    assert_eq!(test.short_side, Some(800));
     check_df2s2(&spec);
     let NeckSpec::Ffp(ffp) = &spec.neck else {
         unreachable!()

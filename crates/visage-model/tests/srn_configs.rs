@@ -79,7 +79,10 @@ fn srn_and_ainnoface_tomls_are_the_papers_detectors() {
     same.backbone = srn.backbone.clone();
     same.loss = srn.loss.clone();
     assert_eq!(same, srn);
-    // SRN's test code: score ≥ 0.05, NMS 0.4, keep 750.
+    // SRN's test code: score ≥ 0.05, NMS 0.4, keep 750; multi-scale and flip.
+    let tta = srn_test.tta.as_ref().expect("[test.tta]");
+    assert_eq!(tta.scales, vec![0.5, 1.0, 1.5]);
+    assert!(tta.flip);
     assert_eq!(srn_test.score_threshold, 0.05);
     assert_eq!(srn_test.nms_threshold, 0.4);
     assert_eq!(srn_test.max_detections, 750);

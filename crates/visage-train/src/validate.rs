@@ -19,7 +19,7 @@ use visage_model::FaceModel;
 
 use crate::config::DataSpec;
 use crate::error::TrainError;
-use crate::infer::{detect_prepared, prepare_image};
+use crate::infer::{detect_passes, prepare_passes};
 
 /// A WIDER FACE split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,12 +161,12 @@ fn detect_split<B: Backend>(
     } else {
         ProgressBar::hidden()
     };
-    let max_size = model.test_spec().max_size;
+    let test = model.test_spec().clone();
     let mut predictions = Predictions::new();
     for (event, name, relative) in images {
         let image = load_rgb(&dir.join(&relative))?;
-        let prepared = prepare_image(&image, data.mean, data.std, data.channel_order, max_size);
-        let detections = to_wider(&detect_prepared(model, prepared, device));
+        let passes = prepare_passes(&image, data.mean, data.std, data.channel_order, &test);
+        let detections = to_wider(&detect_passes(model, passes, device));
         if let Some(out) = out {
             write_submission(out, &event, &name, &detections)?;
         }

@@ -11,13 +11,16 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use visage_data::{load_rgb, ChannelOrder};
-use visage_model::Detection;
+use visage_model::{Detection, TestSpec};
 use visage_train::checkpoint::load_for_inference;
-use visage_train::infer::{detect_batch, prepare_image, BatchTiming, PreparedImage};
+use visage_train::infer::{
+    combine_passes, detect_batch, prepare_passes, BatchTiming, PreparedImage,
+};
 
 use crate::backend::{dispatch, BackendTask, DeviceArg};
 use crate::detect_output::Sinks;
 use crate::images::collect_images;
+use crate::test_time_args::TestTimeArgs;
 
 /// Arguments of `visage detect`.
 #[derive(Debug, Args)]
@@ -62,6 +65,8 @@ pub struct DetectArgs {
     /// Shrink images whose longer side exceeds this (overrides test.max_size).
     #[arg(long)]
     max_size: Option<u32>,
+    #[command(flatten)]
+    test_time: TestTimeArgs,
     /// Images per forward pass (images of one size are batched together).
     #[arg(long, default_value_t = 8)]
     batch_size: usize,
@@ -72,7 +77,8 @@ pub struct DetectArgs {
 
 struct Decoded {
     path: PathBuf,
-    result: Result<(image::RgbImage, PreparedImage)>,
+    /// The image and its test passes (one without `[test.tta]`).
+    result: Result<(image::RgbImage, Vec<PreparedImage>)>,
 }
 
 struct DetectTask {
@@ -87,7 +93,7 @@ fn spawn_decoder(
     mean: [f32; 3],
     std: [f32; 3],
     order: ChannelOrder,
-    max_size: Option<u32>,
+    test: TestSpec,
 ) -> (Receiver<Decoded>, std::thread::JoinHandle<()>) {
     let (sender, receiver) = sync_channel::<Decoded>(2 * chunk);
     let handle = std::thread::spawn(move || {
@@ -98,8 +104,8 @@ fn spawn_decoder(
                     path: path.clone(),
                     result: load_rgb(path)
                         .map(|image| {
-                            let prepared = prepare_image(&image, mean, std, order, max_size);
-                            (image, prepared)
+                            let passes = prepare_passes(&image, mean, std, order, &test);
+                            (image, passes)
                         })
                         .map_err(anyhow::Error::from),
                 })
@@ -150,6 +156,7 @@ impl BackendTask for DetectTask {
         if args.max_size.is_some() {
             test.max_size = args.max_size;
         }
+        args.test_time.apply(&mut test)?;
         model.set_test_spec(test.clone())?;
         let batch_size = args.batch_size.max(1);
         let mut sinks = Sinks::open(args.json, args.jsonl, args.submission, args.draw)?;
@@ -161,7 +168,7 @@ impl BackendTask for DetectTask {
             config.data.mean,
             config.data.std,
             config.data.channel_order,
-            test.max_size,
+            test.clone(),
         );
         let bar = if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(self.files.len() as u64);
@@ -183,36 +190,49 @@ impl BackendTask for DetectTask {
             }
             bar.inc(batch.len() as u64);
             let mut ready = Vec::with_capacity(batch.len());
+            let mut passes: Vec<(usize, Option<PreparedImage>)> = Vec::new();
             for decoded in batch {
                 match decoded.result {
-                    Ok((image, prepared)) => ready.push((decoded.path, image, Some(prepared))),
+                    Ok((image, prepared)) => {
+                        passes.extend(prepared.into_iter().map(|p| (ready.len(), Some(p))));
+                        ready.push((decoded.path, image));
+                    }
                     Err(error) => {
                         failures += 1;
                         bar.suspend(|| eprintln!("skipping {}: {error:#}", decoded.path.display()));
                     }
                 }
             }
-            // One forward pass per input size in the batch, results kept in file order.
-            let mut detections: Vec<Vec<Detection>> = vec![Vec::new(); ready.len()];
-            let mut pending: Vec<usize> = (0..ready.len()).collect();
+            // One forward pass per input size among the batch's passes; each image's passes
+            // are combined in pass order, results kept in file order.
+            let mut per_pass: Vec<Vec<Detection>> = vec![Vec::new(); passes.len()];
+            let mut pending: Vec<usize> = (0..passes.len()).collect();
             while let Some(&first) = pending.first() {
-                let size = ready[first].2.as_ref().map(|p| (p.height, p.width));
-                let (group, rest): (Vec<usize>, Vec<usize>) = pending
-                    .iter()
-                    .partition(|&&i| ready[i].2.as_ref().map(|p| (p.height, p.width)) == size);
+                let size_of = |i: usize| passes[i].1.as_ref().map(|p| (p.height, p.width));
+                let size = size_of(first);
+                let (group, rest): (Vec<usize>, Vec<usize>) =
+                    pending.iter().partition(|&&i| size_of(i) == size);
                 pending = rest;
                 let images: Vec<PreparedImage> = group
                     .iter()
-                    .map(|&i| ready[i].2.take().expect("each image runs once"))
+                    .map(|&i| passes[i].1.take().expect("each pass runs once"))
                     .collect();
                 let (dets, t) = detect_batch(&model, images, &device);
                 timing.forward_s += t.forward_s;
                 timing.postprocess_s += t.postprocess_s;
                 for (i, d) in group.into_iter().zip(dets) {
-                    detections[i] = d;
+                    per_pass[i] = d;
                 }
             }
-            for ((path, image, _), dets) in ready.iter().zip(&detections) {
+            let mut by_image: Vec<Vec<Vec<Detection>>> = vec![Vec::new(); ready.len()];
+            for ((image, _), dets) in passes.iter().zip(per_pass) {
+                by_image[*image].push(dets);
+            }
+            let detections: Vec<Vec<Detection>> = by_image
+                .into_iter()
+                .map(|p| combine_passes(p, &test))
+                .collect();
+            for ((path, image), dets) in ready.iter().zip(&detections) {
                 bar.suspend(|| sinks.write(path, image, dets))?;
                 done += 1;
             }

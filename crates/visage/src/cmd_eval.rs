@@ -13,6 +13,7 @@ use visage_train::checkpoint::{load_detector, resolve_checkpoint};
 use visage_train::validate::{detect_and_write_split, evaluate_split, Split};
 
 use crate::backend::{dispatch, BackendTask, DeviceArg};
+use crate::test_time_args::TestTimeArgs;
 
 /// Which split `--split` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -55,6 +56,8 @@ pub struct EvalArgs {
     /// --weights, or the --predictions folder's name).
     #[arg(long)]
     label: Option<String>,
+    #[command(flatten)]
+    test_time: TestTimeArgs,
     /// Compute device: cpu, wgpu, cuda, cuda:N.
     #[arg(long, default_value = "cpu")]
     device: DeviceArg,
@@ -102,8 +105,11 @@ impl BackendTask for SplitTask {
             .as_ref()
             .expect("clap requires --weights with --split");
         let checkpoint = resolve_checkpoint(weights)?;
-        let (model, mut config) = load_detector::<B::InnerBackend>(&checkpoint, &device)
+        let (mut model, mut config) = load_detector::<B::InnerBackend>(&checkpoint, &device)
             .with_context(|| format!("loading weights from {}", weights.display()))?;
+        let mut test = model.test_spec().clone();
+        args.test_time.apply(&mut test)?;
+        model.set_test_spec(test)?;
         if let Some(root) = &args.data_root {
             config.data.root = root.clone();
         }

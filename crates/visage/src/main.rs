@@ -19,6 +19,7 @@ mod cmd_train;
 mod detect_output;
 mod draw;
 mod images;
+mod test_time_args;
 
 use std::process::ExitCode;
 

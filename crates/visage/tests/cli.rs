@@ -235,6 +235,70 @@ fn synth_train_resume_detect_eval_round_trip() {
             "{setting}: eval {x} vs detect --submission {z}"
         );
     }
+
+    // Test-time augmentation from the flags: batched passes of two scales, mirrored too, merged
+    // per image in its own frame.
+    ok(&visage(
+        &[
+            "detect",
+            val_images.to_str().unwrap(),
+            "--weights",
+            "runs/tiny/best",
+            "--jsonl",
+            "tta.jsonl",
+            "--batch-size",
+            "3",
+            "--tta-scales",
+            "0.5,1",
+            "--tta-flip",
+        ],
+        root,
+    ));
+    let lines = std::fs::read_to_string(root.join("tta.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 4);
+    for line in lines.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        let (w, h) = (
+            record["width"].as_f64().unwrap(),
+            record["height"].as_f64().unwrap(),
+        );
+        for det in record["detections"].as_array().unwrap() {
+            let b: Vec<f64> = det["box"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            assert!(
+                0.0 <= b[0] && b[0] < b[2] && b[2] <= w + 1e-3,
+                "{b:?} in {w}"
+            );
+            assert!(
+                0.0 <= b[1] && b[1] < b[3] && b[3] <= h + 1e-3,
+                "{b:?} in {h}"
+            );
+        }
+    }
+    // One unmirrored pass at scale 1 is the plain detector: the same AP.
+    ok(&visage(
+        &[
+            "eval",
+            "--split",
+            "val",
+            "--weights",
+            "runs/tiny/best",
+            "--tta-scales",
+            "1",
+            "--json",
+            "d.json",
+        ],
+        root,
+    ));
+    let d: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("d.json")).unwrap()).unwrap();
+    for setting in ["easy", "medium", "hard"] {
+        assert_eq!(a[setting], d[setting], "{setting}");
+    }
 }
 
 #[test]
