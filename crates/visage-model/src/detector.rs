@@ -10,7 +10,7 @@
 
 use burn::prelude::*;
 use visage_anchors::{AnchorGenerator, Anchors, LevelSpec, MaxIouAssigner};
-use visage_backbone::Backbone;
+use visage_backbone::{Backbone, BackboneConfig};
 use visage_boxes::BoxCoder;
 use visage_heads::{
     flatten_levels, AttentionHead, AttentionHeadConfig, DetectionHead, HeadNorm, RetinaHeadConfig,
@@ -20,7 +20,9 @@ use visage_heads::{
 use crate::attention_targets::AttentionAssigner;
 use crate::error::ModelError;
 use crate::neck::Neck;
-use crate::spec::{backbone_config, DetectorSpec, HeadNormSpec, LossSpec, TestSpec};
+use crate::spec::{
+    backbone_config, AnchorSpec, BackboneSpec, DetectorSpec, HeadNormSpec, LossSpec, TestSpec,
+};
 
 /// Everything about a detector that has no weights: derived once from the spec.
 #[derive(Debug, Clone)]
@@ -75,28 +77,67 @@ pub struct RawOutputs<B: Backend> {
     pub segmentation_logits: Option<Vec<Tensor<B, 4>>>,
 }
 
+/// The anchors of `[model.anchors]` on levels of the given strides (finest first): sizes
+/// `base_factor · stride · scale` at each ratio.
+pub(crate) fn anchor_generator(
+    strides: &[u32],
+    spec: &AnchorSpec,
+) -> Result<AnchorGenerator, ModelError> {
+    let levels = strides
+        .iter()
+        .map(|&stride| LevelSpec {
+            stride,
+            sizes: spec
+                .scales
+                .iter()
+                .map(|s| spec.base_factor * stride as f32 * s)
+                .collect(),
+            aspect_ratios: spec.ratios.clone(),
+        })
+        .collect();
+    AnchorGenerator::new(levels).map_err(|e| ModelError::InvalidConfig {
+        key: "model.anchors".into(),
+        message: e.to_string(),
+    })
+}
+
+/// The channels of the backbone levels of the given strides (finest first); an error naming
+/// `min_level_key` when the backbone lacks one.
+pub(crate) fn neck_in_channels(
+    backbone: &BackboneConfig,
+    strides: &[usize],
+    min_level_key: &str,
+) -> Result<Vec<usize>, ModelError> {
+    strides
+        .iter()
+        .map(|stride| {
+            let level = backbone.strides().iter().position(|s| s == stride);
+            level.map(|i| backbone.out_channels()[i])
+        })
+        .collect::<Option<Vec<usize>>>()
+        .ok_or_else(|| ModelError::InvalidConfig {
+            key: min_level_key.into(),
+            message: "the backbone lacks a level the neck needs".into(),
+        })
+}
+
+/// `backbone` with the initial weights `spec` names, if any (a new run's initialisation), and
+/// the file that was loaded.
+pub(crate) fn load_initial_backbone<B: Backend>(
+    backbone: Backbone<B>,
+    spec: &BackboneSpec,
+) -> Result<(Backbone<B>, Option<std::path::PathBuf>), ModelError> {
+    match spec.weights() {
+        None => Ok((backbone, None)),
+        Some(path) => Ok((backbone.load_file(path)?, Some(path.to_path_buf()))),
+    }
+}
+
 impl DetectorPolicy {
     fn from_spec(spec: &DetectorSpec, test: &TestSpec) -> Result<Self, ModelError> {
         spec.validate()?;
         test.validate()?;
-        let strides = spec.level_strides();
-        let levels = strides
-            .iter()
-            .map(|&stride| LevelSpec {
-                stride,
-                sizes: spec
-                    .anchors
-                    .scales
-                    .iter()
-                    .map(|s| spec.anchors.base_factor * stride as f32 * s)
-                    .collect(),
-                aspect_ratios: spec.anchors.ratios.clone(),
-            })
-            .collect();
-        let anchors = AnchorGenerator::new(levels).map_err(|e| ModelError::InvalidConfig {
-            key: "model.anchors".into(),
-            message: e.to_string(),
-        })?;
+        let anchors = anchor_generator(&spec.level_strides(), &spec.anchors)?;
         let assigner = spec.assign.assigner();
         let neck_input_strides = (spec.neck.min_level()..=5).map(|l| 1usize << l).collect();
         Ok(Self {
@@ -131,18 +172,11 @@ impl<B: Backend> Detector<B> {
         let policy = DetectorPolicy::from_spec(spec, test)?;
         let backbone_config = backbone_config(&spec.backbone)?;
         let backbone = backbone_config.init(device);
-        let in_channels = policy
-            .neck_input_strides
-            .iter()
-            .map(|stride| {
-                let level = backbone_config.strides().iter().position(|s| s == stride);
-                level.map(|i| backbone_config.out_channels()[i])
-            })
-            .collect::<Option<Vec<usize>>>()
-            .ok_or_else(|| ModelError::InvalidConfig {
-                key: format!("{}.min_level", spec.neck.key()),
-                message: "the backbone lacks a level the neck needs".into(),
-            })?;
+        let in_channels = neck_in_channels(
+            &backbone_config,
+            &policy.neck_input_strides,
+            &format!("{}.min_level", spec.neck.key()),
+        )?;
 
         let neck = Neck::new(&spec.neck, in_channels, device);
         let neck_channels = spec.neck.channels();
@@ -196,11 +230,9 @@ impl<B: Backend> Detector<B> {
     pub fn load_initial_backbone_weights(
         mut self,
     ) -> Result<(Self, Option<std::path::PathBuf>), ModelError> {
-        let Some(path) = self.policy.spec.backbone.weights().map(|p| p.to_path_buf()) else {
-            return Ok((self, None));
-        };
-        self.backbone = self.backbone.load_file(&path)?;
-        Ok((self, Some(path)))
+        let (backbone, file) = load_initial_backbone(self.backbone, &self.policy.spec.backbone)?;
+        self.backbone = backbone;
+        Ok((self, file))
     }
 
     /// Runs the network.
@@ -274,7 +306,6 @@ impl<B: Backend> Detector<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::BackboneSpec;
     use burn::backend::Flex;
     use visage_heads::DetectionHead;
 

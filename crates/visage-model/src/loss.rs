@@ -26,7 +26,7 @@ use crate::attention_targets::AttentionTargets;
 use crate::detector::{Detector, RawOutputs};
 use crate::error::ModelError;
 use crate::spec::{BoxLossSpec, LossSpec};
-use crate::targets::{DenseTargets, FaceTargets};
+use crate::targets::{check_fit, DenseTargets, FaceTargets};
 
 /// ε inside −ln(IoU + ε).
 const IOU_EPS: f32 = 1e-6;
@@ -144,19 +144,8 @@ impl<B: Backend> Detector<B> {
         faces: &[FaceTargets],
     ) -> Result<LossParts<B>, ModelError> {
         let [batch, n, _] = outputs.cls_logits.dims();
-        if faces.len() != batch {
-            return Err(ModelError::InvalidInput(format!(
-                "{} target lists for a batch of {batch} images",
-                faces.len()
-            )));
-        }
         let anchors = self.anchors(outputs);
-        if anchors.boxes.len() != n {
-            return Err(ModelError::InvalidInput(format!(
-                "{} anchors for {n} outputs per image",
-                anchors.boxes.len()
-            )));
-        }
+        check_fit(faces, batch, anchors.boxes.len(), n)?;
         let mut targets = DenseTargets::build(
             &anchors.boxes,
             faces,

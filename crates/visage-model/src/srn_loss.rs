@@ -19,7 +19,7 @@ use burn::prelude::*;
 use crate::error::ModelError;
 use crate::loss::{box_loss, classification_loss};
 use crate::srn_model::{FirstStep, Srn, SrnOutputs};
-use crate::targets::{DenseTargets, FaceTargets};
+use crate::targets::{check_fit, DenseTargets, FaceTargets};
 
 /// The named parts of SRN's loss of one batch (scalars `[1]`, differentiable).
 #[derive(Debug, Clone)]
@@ -70,19 +70,8 @@ impl<B: Backend> Srn<B> {
         faces: &[FaceTargets],
     ) -> Result<SrnTargets, ModelError> {
         let [batch, n, _] = outputs.cls_logits.dims();
-        if faces.len() != batch {
-            return Err(ModelError::InvalidInput(format!(
-                "{} target lists for a batch of {batch} images",
-                faces.len()
-            )));
-        }
         let anchors = self.anchors(outputs);
-        if anchors.boxes.len() != n {
-            return Err(ModelError::InvalidInput(format!(
-                "{} anchors for {n} outputs per image",
-                anchors.boxes.len()
-            )));
-        }
+        check_fit(faces, batch, anchors.boxes.len(), n)?;
         let policy = &self.policy;
         let split = policy.split(&anchors);
         let (stc, str) = split;

@@ -13,12 +13,13 @@
 
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
-use visage_anchors::{AnchorGenerator, Anchors, LevelSpec, MaxIouAssigner};
+use visage_anchors::{AnchorGenerator, Anchors, MaxIouAssigner};
 use visage_backbone::Backbone;
 use visage_boxes::{BoxCoder, BoxXyxy};
 use visage_heads::{flatten_levels, HeadNorm, SrnHead, SrnHeadConfig};
 use visage_neck::{SrnNeck, SrnNeckConfig};
 
+use crate::detector::{anchor_generator, load_initial_backbone, neck_in_channels};
 use crate::error::ModelError;
 use crate::postprocess::{select_detections, Detection};
 use crate::spec::{backbone_config, HeadNormSpec, TestSpec};
@@ -76,24 +77,7 @@ impl SrnPolicy {
     fn from_spec(spec: &SrnSpec, test: &TestSpec) -> Result<Self, ModelError> {
         spec.validate()?;
         test.validate()?;
-        let levels = spec
-            .level_strides()
-            .into_iter()
-            .map(|stride| LevelSpec {
-                stride,
-                sizes: spec
-                    .anchors
-                    .scales
-                    .iter()
-                    .map(|s| spec.anchors.base_factor * stride as f32 * s)
-                    .collect(),
-                aspect_ratios: spec.anchors.ratios.clone(),
-            })
-            .collect();
-        let anchors = AnchorGenerator::new(levels).map_err(|e| ModelError::InvalidConfig {
-            key: "model.anchors".into(),
-            message: e.to_string(),
-        })?;
+        let anchors = anchor_generator(&spec.level_strides(), &spec.anchors)?;
         Ok(Self {
             spec: spec.clone(),
             test: test.clone(),
@@ -194,18 +178,11 @@ impl<B: Backend> Srn<B> {
     pub fn new(spec: &SrnSpec, test: &TestSpec, device: &B::Device) -> Result<Self, ModelError> {
         let policy = SrnPolicy::from_spec(spec, test)?;
         let backbone_config = backbone_config(&spec.backbone)?;
-        let in_channels = policy
-            .neck_input_strides
-            .iter()
-            .map(|stride| {
-                let level = backbone_config.strides().iter().position(|s| s == stride);
-                level.map(|i| backbone_config.out_channels()[i])
-            })
-            .collect::<Option<Vec<usize>>>()
-            .ok_or_else(|| ModelError::InvalidConfig {
-                key: "model.neck.min_level".into(),
-                message: "the backbone lacks a level the neck needs".into(),
-            })?;
+        let in_channels = neck_in_channels(
+            &backbone_config,
+            &policy.neck_input_strides,
+            "model.neck.min_level",
+        )?;
         let neck = SrnNeckConfig::new(in_channels, spec.neck.channels)
             .with_c6_channels(spec.neck.c6_channels)
             .with_c7_channels(spec.neck.c7_channels)
@@ -235,11 +212,9 @@ impl<B: Backend> Srn<B> {
     pub fn load_initial_backbone_weights(
         mut self,
     ) -> Result<(Self, Option<std::path::PathBuf>), ModelError> {
-        let Some(path) = self.policy.spec.backbone.weights().map(|p| p.to_path_buf()) else {
-            return Ok((self, None));
-        };
-        self.backbone = self.backbone.load_file(&path)?;
-        Ok((self, Some(path)))
+        let (backbone, file) = load_initial_backbone(self.backbone, &self.policy.spec.backbone)?;
+        self.backbone = backbone;
+        Ok((self, file))
     }
 
     /// Runs the network: the class branch on the first-step STC levels, the box branch on the

@@ -4,6 +4,7 @@ use visage_anchors::{AnchorMatch, MaxIouAssigner};
 use visage_boxes::{BoxCoder, BoxXyxy};
 
 use crate::attention_targets::AttentionTargets;
+use crate::error::ModelError;
 
 /// The ground-truth faces of one image.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -14,6 +15,28 @@ pub struct FaceTargets {
     /// `[x, y]` pixels of the network input), `None` for a face without landmarks. Empty, or
     /// one entry per box. Architectures without a landmark head ignore it.
     pub landmarks: Vec<Option<[[f32; 2]; 5]>>,
+}
+
+/// Checks that a batch of `batch` images with `outputs` outputs per image can be matched:
+/// one target list per image, one anchor per output.
+pub(crate) fn check_fit(
+    faces: &[FaceTargets],
+    batch: usize,
+    anchors: usize,
+    outputs: usize,
+) -> Result<(), ModelError> {
+    if faces.len() != batch {
+        return Err(ModelError::InvalidInput(format!(
+            "{} target lists for a batch of {batch} images",
+            faces.len()
+        )));
+    }
+    if anchors != outputs {
+        return Err(ModelError::InvalidInput(format!(
+            "{anchors} anchors for {outputs} outputs per image"
+        )));
+    }
+    Ok(())
 }
 
 /// Per-anchor targets of a batch of `B` images with `N` anchors each, flattened image-major

@@ -212,34 +212,12 @@ mod tests {
 
     #[test]
     fn a_batch_gives_each_image_its_own_detections() {
-        use burn::backend::Flex;
-        let spec: visage_model::DetectorSpec = toml::from_str(
-            r#"
-            [backbone.resnet]
-            depth = 18
-            width_multiplier = 0.125
-            [neck.fpn]
-            channels = 8
-            max_level = 5
-            [head]
-            channels = 8
-            convs = 1
-            [anchors]
-            base_factor = 2.0
-            scales = [1.0]
-            ratios = [1.0]
-            [assign]
-            positive_iou = 0.5
-            negative_iou = 0.4
-            "#,
-        )
-        .unwrap();
         let test = visage_model::TestSpec {
             score_threshold: 0.0,
             ..Default::default()
         };
         let device = Default::default();
-        let model = FaceModel::<Flex>::new(&spec.into(), &test, &device).unwrap();
+        let model = tiny_model(test);
         let image = |seed: u8| {
             RgbImage::from_fn(40, 32, |x, y| {
                 image::Rgb([(x as u8).wrapping_mul(seed), (y as u8) ^ seed, seed])
