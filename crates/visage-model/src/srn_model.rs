@@ -571,8 +571,12 @@ pub(crate) mod tests {
         (images, faces)
     }
 
-    fn a_few_steps_lower_the_loss(spec: SrnSpec) {
+    fn a_few_steps_lower_the_loss(mut spec: SrnSpec) {
         type Ad = Autodiff<Flex>;
+        // At initialisation every first-step probability is about the prior, 0.01, so the
+        // default drop score would drop a random half of the STC anchors and make the positive
+        // count depend on the draw; the drops are tested by hand above.
+        spec.stc.drop_score = 0.001;
         let device = Default::default();
         let mut srn = Srn::<Ad>::new(&spec, &TestSpec::default(), &device).unwrap();
         let (images, faces) = batch(&device);
