@@ -59,3 +59,19 @@ pub enum AnchorError {
         positive: f32,
     },
 }
+
+impl AnchorError {
+    /// The configuration field the error is about (`levels`, `levels[1].sizes[2]`,
+    /// `positive_iou`, ...), so that a config layer can name its own key.
+    pub fn field(&self) -> String {
+        match self {
+            AnchorError::NoLevels => "levels".into(),
+            AnchorError::ZeroStride { field }
+            | AnchorError::StridesNotIncreasing { field, .. }
+            | AnchorError::Empty { field }
+            | AnchorError::NotPositive { field, .. } => field.clone(),
+            AnchorError::IouOutOfRange { field, .. } => (*field).into(),
+            AnchorError::NegativeAbovePositive { .. } => "negative_iou".into(),
+        }
+    }
+}

@@ -18,3 +18,15 @@ pub enum BackboneError {
         available: Vec<usize>,
     },
 }
+
+impl BackboneError {
+    /// The configuration field the error is about (`width_multiplier`, `frozen_stages`,
+    /// `strides`), so that a config layer can name its own key.
+    pub fn field(&self) -> &'static str {
+        match self {
+            BackboneError::InvalidWidth(_) => "width_multiplier",
+            BackboneError::InvalidFrozenStages(_) => "frozen_stages",
+            BackboneError::MissingStride { .. } => "strides",
+        }
+    }
+}

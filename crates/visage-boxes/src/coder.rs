@@ -71,14 +71,29 @@ impl BoxCoder {
         ]
     }
 
-    /// Decodes `delta = [dx, dy, dw, dh]` relative to `anchor` (xyxy) → an xyxy box.
+    /// Decodes `delta = [dx, dy, dw, dh]` relative to `anchor` (xyxy) → an xyxy box, the size
+    /// exponents clamped at [`BBOX_XFORM_CLIP`].
     pub fn decode(&self, anchor: &BoxXyxy, delta: &[f32; 4]) -> BoxXyxy {
+        self.decode_with(anchor, delta, Some(BBOX_XFORM_CLIP))
+    }
+
+    /// [`decode`](Self::decode) without the exponent clamp, as Pytorch_Retinaface's `decode`
+    /// (a wild size delta may overflow to `inf`).
+    pub fn decode_unclamped(&self, anchor: &BoxXyxy, delta: &[f32; 4]) -> BoxXyxy {
+        self.decode_with(anchor, delta, None)
+    }
+
+    fn decode_with(&self, anchor: &BoxXyxy, delta: &[f32; 4], clip: Option<f32>) -> BoxXyxy {
         let [v0, v1] = self.variances;
         let (acx, acy, aw, ah) = centre_size(anchor);
         let cx = acx + delta[0] * v0 * aw;
         let cy = acy + delta[1] * v0 * ah;
-        let w = aw * (delta[2] * v1).min(BBOX_XFORM_CLIP).exp();
-        let h = ah * (delta[3] * v1).min(BBOX_XFORM_CLIP).exp();
+        let exponent = |d: f32| match clip {
+            Some(clip) => (d * v1).min(clip),
+            None => d * v1,
+        };
+        let w = aw * exponent(delta[2]).exp();
+        let h = ah * exponent(delta[3]).exp();
         [cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h]
     }
 
@@ -359,5 +374,21 @@ mod tests {
             let ldec_t = to_vec(c.decode_landmarks_tensor(to_tensor(&anchors), ld_t));
             prop_assert!(close_rows(&flat_pts, &ldec_t, 10, 2e-3), "{:?} vs {:?}", flat_pts, ldec_t);
         }
+    }
+
+    #[test]
+    fn unclamped_decoding_equals_clamped_within_the_clip_and_grows_past_it() {
+        let coder = BoxCoder::default();
+        let anchor = [10.0, 20.0, 26.0, 52.0];
+        let tame = [0.3, -0.2, 1.0, -2.0];
+        assert_eq!(
+            coder.decode(&anchor, &tame),
+            coder.decode_unclamped(&anchor, &tame)
+        );
+        let wild = [0.0, 0.0, 30.0, 0.0];
+        let clamped = coder.decode(&anchor, &wild);
+        let free = coder.decode_unclamped(&anchor, &wild);
+        assert!(free[2] - free[0] > clamped[2] - clamped[0]);
+        assert_eq!(free[1], clamped[1]);
     }
 }

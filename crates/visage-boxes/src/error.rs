@@ -14,3 +14,13 @@ pub enum BoxError {
         value: f32,
     },
 }
+
+impl BoxError {
+    /// The configuration field the error is about (`variances`), so that a config layer can
+    /// name its own key.
+    pub fn field(&self) -> &'static str {
+        match self {
+            BoxError::InvalidVariance { .. } => "variances",
+        }
+    }
+}

@@ -6,7 +6,37 @@
 use burn::prelude::*;
 use visage_backbone::FeatureLevels;
 
-use crate::{HeadOutputs, RetinaHead, SharedHead};
+use crate::{HeadError, HeadOutputs, RetinaHead, RetinaHeadConfig, SharedHead, SharedHeadConfig};
+
+/// Configuration of a [`DetectionHead`]: which head, with its own configuration.
+#[derive(Debug, Clone)]
+pub enum DetectionHeadConfig {
+    /// RetinaNet's separate class and box subnets.
+    Separate(RetinaHeadConfig),
+    /// DF²S²'s shared conv stack.
+    Shared(SharedHeadConfig),
+}
+
+impl DetectionHeadConfig {
+    /// Checks the configuration of the chosen head.
+    pub fn validate(&self) -> Result<(), HeadError> {
+        match self {
+            DetectionHeadConfig::Separate(config) => config.validate(),
+            DetectionHeadConfig::Shared(config) => config.validate(),
+        }
+    }
+
+    /// Builds the head.
+    ///
+    /// # Panics
+    /// If [`validate`](Self::validate) fails.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> DetectionHead<B> {
+        match self {
+            DetectionHeadConfig::Separate(config) => config.init(device).into(),
+            DetectionHeadConfig::Shared(config) => config.init(device).into(),
+        }
+    }
+}
 
 /// A class / box head shared across pyramid levels.
 #[allow(clippy::large_enum_variant)]

@@ -16,7 +16,7 @@ pub mod srn_head;
 pub mod subnet;
 
 pub use attention::{AttentionHead, AttentionHeadConfig};
-pub use detection_head::DetectionHead;
+pub use detection_head::{DetectionHead, DetectionHeadConfig};
 pub use error::HeadError;
 pub use flatten::flatten_levels;
 pub use retina_head::{HeadOutputs, RetinaHead, RetinaHeadConfig};

@@ -29,13 +29,10 @@ impl RfeConfig {
     /// Checks the configuration.
     pub fn validate(&self) -> Result<(), HeadError> {
         if self.channels == 0 {
-            return Err(HeadError::Zero("rfe channels"));
+            return Err(HeadError::Zero("channels"));
         }
         if !self.channels.is_multiple_of(RFE_KERNELS.len()) {
-            return Err(HeadError::GroupsDoNotDivide {
-                groups: RFE_KERNELS.len(),
-                channels: self.channels,
-            });
+            return Err(HeadError::RfeChannels(self.channels));
         }
         Ok(())
     }

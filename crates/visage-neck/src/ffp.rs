@@ -51,10 +51,10 @@ impl FfpConfig {
             return Err(NeckError::ZeroChannels("out_channels".into()));
         }
         if !matches!(self.upsample_kernel, 3 | 4) {
-            return Err(NeckError::Invalid(format!(
-                "upsample_kernel must be 3 or 4, got {}",
-                self.upsample_kernel
-            )));
+            return Err(NeckError::Invalid {
+                field: "upsample_kernel",
+                message: format!("must be 3 or 4, got {}", self.upsample_kernel),
+            });
         }
         Ok(())
     }

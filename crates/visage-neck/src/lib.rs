@@ -15,4 +15,4 @@ pub use ffp::{Ffp, FfpConfig};
 pub use fpn::{upsample_nearest_to, ExtraSource, Fpn, FpnConfig};
 pub use retinaface_fpn::RetinaFaceFpn;
 pub use srn::{SrnFeatures, SrnNeck, SrnNeckConfig};
-pub use ssh::{Ssh, SSH_TORCH_BLOCKS};
+pub use ssh::{validate_ssh_channels, Ssh, SSH_TORCH_BLOCKS};

@@ -4,6 +4,8 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use visage_backbone::ConvNormAct;
 
+use crate::NeckError;
+
 /// One SSH context module: a 3×3 branch (C/2 channels) and 5×5 / 7×7 receptive fields built
 /// from stacked 3×3 convolutions (C/4 each), concatenated, then ReLU.
 ///
@@ -23,22 +25,33 @@ pub struct Ssh<B: Backend> {
     pub conv7x7_3: ConvNormAct<B>,
 }
 
+/// SSH's channel rule: `out_channels` is a positive multiple of 4 (the output concatenates
+/// `C/2 + C/4 + C/4` channels).
+pub fn validate_ssh_channels(out_channels: usize) -> Result<(), NeckError> {
+    if out_channels == 0 || !out_channels.is_multiple_of(4) {
+        return Err(NeckError::Invalid {
+            field: "out_channels",
+            message: format!("must be a positive multiple of 4, got {out_channels}"),
+        });
+    }
+    Ok(())
+}
+
 impl<B: Backend> Ssh<B> {
     /// An SSH module `in_channels → out_channels` (a multiple of 4). The inner leaky ReLU
     /// slope is Pytorch_Retinaface's: 0.1 when `out_channels ≤ 64`, else 0 (ReLU).
     ///
     /// # Panics
-    /// If `out_channels` is not a multiple of 4.
+    /// If `out_channels` is not a positive multiple of 4 ([`validate_ssh_channels`]).
     pub fn new(
         in_channels: usize,
         out_channels: usize,
         frozen_bn: bool,
         device: &B::Device,
     ) -> Self {
-        assert!(
-            out_channels.is_multiple_of(4),
-            "SSH needs out_channels % 4 == 0"
-        );
+        if let Err(e) = validate_ssh_channels(out_channels) {
+            panic!("invalid SSH: {e}");
+        }
         let slope = if out_channels <= 64 { 0.1 } else { 0.0 };
         let (half, quarter) = (out_channels / 2, out_channels / 4);
         let block = |i, o, act| ConvNormAct::new(i, o, 3, 1, act, frozen_bn, device);
