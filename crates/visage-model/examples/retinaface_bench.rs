@@ -13,11 +13,8 @@ use std::time::Instant;
 use burn::backend::Flex;
 use burn::prelude::*;
 use burn::tensor::TensorData;
-use visage_backbone::weights::{formula_state_dict, formula_values, load_state_dict};
-use visage_backbone::{BackboneConfig, MobileNetV1Config};
-use visage_model::{
-    retinaface_detect, RetinaFaceNet, RetinaFaceNetConfig, RetinaFaceTest, RETINAFACE_MNET,
-};
+use visage_backbone::weights::{formula_state_dict, formula_values};
+use visage_model::{DetectorFamily, RetinaFace, RetinaFaceSpec, TestSpec, RETINAFACE_MNET};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -25,29 +22,37 @@ fn main() {
     let w: usize = args.get(1).map_or(640, |v| v.parse().expect("width"));
     let iterations: usize = args.get(2).map_or(10, |v| v.parse().expect("iterations"));
     let device = Default::default();
-    let net: RetinaFaceNet<Flex> = RetinaFaceNetConfig {
-        backbone: BackboneConfig::MobileNet(MobileNetV1Config::new().with_frozen_bn(true)),
-        out_channels: 64,
-        anchors_per_location: 2,
-        frozen_bn: true,
-    }
-    .init(&device);
-    let dict = formula_state_dict::<Flex, _>(&net, &RETINAFACE_MNET);
-    let net = load_state_dict::<Flex, _>(net, &dict, &RETINAFACE_MNET).expect("formula weights");
+    // Pytorch_Retinaface's `cfg_mnet`, batch norm frozen as at inference.
+    let spec: RetinaFaceSpec = toml::from_str(
+        "out_channels = 64\nfrozen_bn = true\n[backbone.mobilenet]\nfrozen_bn = true\n",
+    )
+    .expect("spec");
+    let model = RetinaFace::<Flex>::new(&spec, &device).expect("model");
+    let dict = formula_state_dict::<Flex, _>(&model.net, &RETINAFACE_MNET);
+    let model = model
+        .load_reference_weights(&dict)
+        .expect("formula weights");
     let pixels: Vec<f32> = formula_values("input", &[1, 3, h, w])
         .into_iter()
         .map(|v| v * 50.0)
         .collect();
     let input = Tensor::<Flex, 4>::from_data(TensorData::new(pixels, [1, 3, h, w]), &device);
-    let test = RetinaFaceTest::default();
+    // detect.py's settings.
+    let test = TestSpec {
+        score_threshold: 0.02,
+        pre_nms_top_k: 5000,
+        nms_threshold: 0.4,
+        max_detections: 750,
+        ..TestSpec::default()
+    };
     let (mut forward, mut post, mut kept) = (Vec::new(), Vec::new(), 0);
     for i in 0..iterations + 2 {
         let t = Instant::now();
-        let out = net.forward(input.clone());
+        let out = model.forward(input.clone());
         // Flex runs eagerly: the outputs exist when forward returns.
         let f = t.elapsed().as_secs_f64() * 1e3;
         let t = Instant::now();
-        let dets = retinaface_detect(&out, &test);
+        let dets = model.postprocess(&out, &test);
         let p = t.elapsed().as_secs_f64() * 1e3;
         kept = dets[0].len();
         if i >= 2 {

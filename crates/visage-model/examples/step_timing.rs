@@ -7,7 +7,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
 use burn::prelude::*;
-use visage_model::{Detector, DetectorSpec, FaceTargets, TestSpec};
+use visage_model::{DetectorFamily, FaceTargets, RetinaNet, RetinaNetSpec};
 
 type Ad = Autodiff<Flex>;
 
@@ -19,11 +19,11 @@ fn main() {
         .get("model")
         .cloned()
         .unwrap_or(toml::Value::Table(table.clone()));
-    let spec: DetectorSpec = model_table.try_into().expect("model spec");
+    let spec: RetinaNetSpec = model_table.try_into().expect("model spec");
     let batch: usize = args.get(2).map_or(8, |s| s.parse().unwrap());
     let size: usize = args.get(3).map_or(256, |s| s.parse().unwrap());
     let device = Default::default();
-    let mut det = Detector::<Ad>::new(&spec, &TestSpec::default(), &device).unwrap();
+    let mut det = RetinaNet::<Ad>::new(&spec, &device).unwrap();
     let images = Tensor::<Ad, 4>::random(
         [batch, 3, size, size],
         burn::tensor::Distribution::Normal(0.0, 1.0),

@@ -19,6 +19,14 @@ pub enum ModelError {
     /// Backbone weights could not be loaded (the message names the file and the keys).
     #[error("backbone weights: {0}")]
     Weights(#[from] visage_backbone::weights::WeightsError),
+    /// A model weight file could not be written or read.
+    #[error("{path}: {message}")]
+    WeightsFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong (missing, unreadable, keys or shapes that do not fit).
+        message: String,
+    },
     /// The loss became NaN or infinite.
     #[error("non-finite loss: {0}")]
     NonFiniteLoss(String),

@@ -1,53 +1,197 @@
-//! [`FaceModel`]: any architecture a `[model]` table describes, behind one module, so that
-//! training, checkpoints, validation and inference are written once.
+//! The family contract. Every detector family (RetinaNet with FAN and DF²S², SRN /
+//! AInnoFace, RetinaFace) is a Burn module that implements [`DetectorFamily`]: built from
+//! its `[model]` spec, `forward` returns its raw outputs, `loss` the named loss parts, and
+//! `predictions` the per-anchor scores, deltas and anchors that the one post-processing
+//! ([`crate::common::postprocess`]) turns into detections, with the family's decoding rules.
+//!
+//! Code that runs any family (the trainer, the predictor, checkpoints) is generic over
+//! `M: DetectorFamily<B>`; [`ModelSpec::with_family`](crate::ModelSpec::with_family) and
+//! [`ModelSpec::with_trainable_family`](crate::ModelSpec::with_trainable_family) call it with
+//! the family a config names. A model's outputs are its own associated type, so the outputs
+//! of one family can never reach another's `loss` or `postprocess`.
 
-use std::path::PathBuf;
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
 
+use burn::module::AutodiffModule;
 use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use burn_store::{ModuleSnapshot, SafetensorsStore};
 use visage_backbone::weights::StateDict;
 
-use crate::detector::{Detector, RawOutputs};
+use crate::common::loss::LossValues;
+use crate::common::postprocess::{postprocess, AnchorPredictions, Detection};
+use crate::common::targets::FaceTargets;
 use crate::error::ModelError;
-use crate::loss::LossValues;
-use crate::model_spec::{Architecture, ModelSpec};
-use crate::postprocess::Detection;
-use crate::retinaface::RetinaFaceOutputs;
-use crate::retinaface_model::RetinaFace;
-use crate::spec::TestSpec;
-use crate::srn_model::{Srn, SrnOutputs};
-use crate::targets::FaceTargets;
+use crate::spec::{Architecture, BackboneSpec, ModelSpec, TestSpec};
 
-/// A face detector of any architecture. The variant is not part of parameter paths
-/// (burn-store skips enum variants): a RetinaNet checkpoint keeps its `backbone.*`,
-/// `neck.*`, `head.*` keys; a RetinaFace one has `net.body.*`, `net.fpn.*`, ...
-#[allow(clippy::large_enum_variant)]
-#[derive(Module, Debug)]
-pub enum FaceModel<B: Backend> {
-    /// `architecture = "retinanet"`.
-    RetinaNet(Detector<B>),
-    /// `architecture = "retinaface"`.
-    RetinaFace(RetinaFace<B>),
-    /// `architecture = "srn"`.
-    Srn(Srn<B>),
+/// What every family's `[model]` spec answers.
+pub trait FamilySpec: Debug {
+    /// The value of `[model] architecture` for this family.
+    fn architecture(&self) -> Architecture;
+
+    /// Checks every rule serde cannot; errors name the `model.*` key.
+    fn validate(&self) -> Result<(), ModelError>;
+
+    /// `[model.backbone.*]`.
+    fn backbone(&self) -> &BackboneSpec;
 }
 
-/// Raw outputs of a batch, per architecture.
-#[derive(Debug, Clone)]
-pub enum FaceOutputs<B: Backend> {
-    /// Face logits and box deltas per anchor.
-    RetinaNet(RawOutputs<B>),
-    /// Class logits, box and landmark deltas per prior.
-    RetinaFace(RetinaFaceOutputs<B>),
-    /// Both steps' logits and deltas per anchor.
-    Srn(SrnOutputs<B>),
+/// A detector family: a network with its weight-free policy (anchors, matching, coding,
+/// loss), built from its spec. Box format everywhere: `[x1, y1, x2, y2]` pixels of the
+/// network input.
+pub trait DetectorFamily<B: Backend>: Module<B> + Sized {
+    /// The family's `[model]` spec.
+    type Spec: FamilySpec + Clone + PartialEq + Into<ModelSpec>;
+
+    /// The raw outputs of one batch.
+    type Outputs: Clone + Debug;
+
+    /// A freshly initialised model (the spec is validated here).
+    fn new(spec: &Self::Spec, device: &B::Device) -> Result<Self, ModelError>;
+
+    /// The spec the model was built from.
+    fn spec(&self) -> &Self::Spec;
+
+    /// Loads the backbone's initial weights named by `model.backbone.<kind>.weights`, if any
+    /// (a new run's initialisation; checkpoints hold every weight). Returns the file loaded.
+    ///
+    /// # Errors
+    /// [`ModelError::Weights`] naming the file and every missing / unexpected / mis-shaped key.
+    fn load_initial_backbone_weights(self) -> Result<(Self, Option<PathBuf>), ModelError>;
+
+    /// Loads every weight from a checkpoint of the reference implementation the family
+    /// follows (Pytorch_Retinaface for RetinaFace). Families without one refuse.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidInput`] for a family without a reference layout;
+    /// [`ModelError::Weights`] naming every key that does not fit.
+    fn load_reference_weights(self, dict: &StateDict) -> Result<Self, ModelError> {
+        Err(ModelError::InvalidInput(format!(
+            "{} holds Pytorch_Retinaface weights, which need `architecture = \"retinaface\"` \
+             in [model] (this model is `{}`)",
+            dict.source().display(),
+            self.spec().architecture().name()
+        )))
+    }
+
+    /// Writes every weight to a safetensors file keyed by parameter path (RetinaNet:
+    /// `backbone.layer1.0.conv1.weight`, `neck.lateral.0.weight`, ...; RetinaFace:
+    /// `net.body.*`, ...): a checkpoint's `model.safetensors`. Enum variants (norm, block,
+    /// neck and head kinds) are not part of a key.
+    ///
+    /// # Errors
+    /// [`ModelError::WeightsFile`] naming the file.
+    fn save_weights(&self, path: &Path) -> Result<(), ModelError> {
+        self.save_into(&mut weights_store(path))
+            .map_err(|e| weights_error(path, e))
+    }
+
+    /// Loads every weight from a file [`save_weights`](Self::save_weights) wrote for the same
+    /// spec (any backend): every tensor, or an error naming the file.
+    ///
+    /// # Errors
+    /// [`ModelError::WeightsFile`] naming the file and what does not fit.
+    fn load_weights(mut self, path: &Path) -> Result<Self, ModelError> {
+        self.load_from(&mut weights_store(path))
+            .map_err(|e| weights_error(path, e))?;
+        Ok(self)
+    }
+
+    /// Runs the network.
+    ///
+    /// # Shapes
+    /// - `images`: `[B, 3, H, W]`, normalised as the data config says.
+    fn forward(&self, images: Tensor<B, 4>) -> Self::Outputs;
+
+    /// The training loss of `outputs` against the faces of each image of the batch
+    /// (`faces.len()` = batch size; boxes and landmarks in input pixels).
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidInput`] if the targets do not fit the batch.
+    fn loss(
+        &self,
+        outputs: &Self::Outputs,
+        faces: &[FaceTargets],
+    ) -> Result<FaceLoss<B>, ModelError>;
+
+    /// The per-anchor predictions of every image, on the host, with the family's anchors,
+    /// coder and decoding rules: what [`postprocess`](Self::postprocess) reads.
+    fn predictions(&self, outputs: &Self::Outputs) -> AnchorPredictions;
+
+    /// Detections of every image of the batch, best first (pixels of the network input;
+    /// landmarks where the family predicts them), with the `[test]` settings `test`.
+    fn postprocess(&self, outputs: &Self::Outputs, test: &TestSpec) -> Vec<Vec<Detection>> {
+        postprocess(&self.predictions(outputs), test)
+    }
 }
 
-/// The loss of one batch: what is minimised and its named parts (differentiable scalars).
+/// The store of a model weight file: keys are parameter paths without enum variants, so the
+/// file reads back into any model of the same spec.
+fn weights_store(path: &Path) -> SafetensorsStore {
+    SafetensorsStore::from_file(path)
+        .skip_enum_variants(true)
+        .overwrite(true)
+}
+
+fn weights_error(path: &Path, message: impl std::fmt::Display) -> ModelError {
+    ModelError::WeightsFile {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
+}
+
+/// A family on an autodiff backend whose inference copy ([`AutodiffModule::valid`]) is the
+/// same family on the inner backend: what training (which validates as it goes) needs.
+pub trait TrainableFamily<B: AutodiffBackend>: DetectorFamily<B> + AutodiffModule<B> {
+    /// The model without autodiff.
+    type Valid: DetectorFamily<B::InnerBackend, Spec = Self::Spec>;
+
+    /// The model without autodiff, for validation ([`AutodiffModule::valid`]).
+    fn valid_model(&self) -> Self::Valid;
+}
+
+impl<B, M> TrainableFamily<B> for M
+where
+    B: AutodiffBackend,
+    M: DetectorFamily<B> + AutodiffModule<B>,
+    M::InnerModule: DetectorFamily<B::InnerBackend, Spec = M::Spec>,
+{
+    type Valid = M::InnerModule;
+
+    fn valid_model(&self) -> Self::Valid {
+        self.valid()
+    }
+}
+
+/// A computation over a model of the family a `[model]` table names (inference: any
+/// backend); see [`ModelSpec::with_family`].
+pub trait WithFamily<B: Backend> {
+    /// What the computation returns.
+    type Output;
+
+    /// Runs with the family's type `M` and its spec.
+    fn run<M: DetectorFamily<B>>(self, spec: &M::Spec) -> Self::Output;
+}
+
+/// A computation over a trainable model of the family a `[model]` table names; see
+/// [`ModelSpec::with_trainable_family`].
+pub trait WithTrainableFamily<B: AutodiffBackend> {
+    /// What the computation returns.
+    type Output;
+
+    /// Runs with the family's type `M` and its spec.
+    fn run<M: TrainableFamily<B>>(self, spec: &M::Spec) -> Self::Output;
+}
+
+/// The loss of one batch, whatever the family: what is minimised and its named parts
+/// (differentiable scalars).
 #[derive(Debug, Clone)]
 pub struct FaceLoss<B: Backend> {
     /// `[1]`: the weighted sum of the parts.
     pub total: Tensor<B, 1>,
-    /// Named parts before their weights, e.g. `cls`, `box`, `landmark`.
+    /// Named parts before their weights, e.g. `cls`, `box`, `landmark`, in a fixed order per
+    /// family.
     pub parts: Vec<(&'static str, Tensor<B, 1>)>,
     /// Positive anchors in the batch.
     pub num_positive: usize,
@@ -60,218 +204,9 @@ impl<B: Backend> FaceLoss<B> {
             self.parts.iter().map(|(name, t)| (*name, t)).collect();
         LossValues::read(&self.total, &parts, self.num_positive)
     }
-}
 
-impl<B: Backend> FaceModel<B> {
-    /// Builds a freshly initialised model from a `[model]` spec and the `[test]` settings.
-    pub fn new(spec: &ModelSpec, test: &TestSpec, device: &B::Device) -> Result<Self, ModelError> {
-        Ok(match spec {
-            ModelSpec::RetinaNet(spec) => FaceModel::RetinaNet(Detector::new(spec, test, device)?),
-            ModelSpec::RetinaFace(spec) => {
-                FaceModel::RetinaFace(RetinaFace::new(spec, test, device)?)
-            }
-            ModelSpec::Srn(spec) => FaceModel::Srn(Srn::new(spec, test, device)?),
-        })
-    }
-
-    /// Which architecture this is.
-    pub fn architecture(&self) -> Architecture {
-        match self {
-            FaceModel::RetinaNet(_) => Architecture::RetinaNet,
-            FaceModel::RetinaFace(_) => Architecture::RetinaFace,
-            FaceModel::Srn(_) => Architecture::Srn,
-        }
-    }
-
-    /// Loads the backbone's initial weights named by `model.backbone.<kind>.weights`, if any
-    /// (a new run's initialisation). Returns the file that was loaded.
-    pub fn load_initial_backbone_weights(self) -> Result<(Self, Option<PathBuf>), ModelError> {
-        Ok(match self {
-            FaceModel::RetinaNet(m) => {
-                let (m, file) = m.load_initial_backbone_weights()?;
-                (FaceModel::RetinaNet(m), file)
-            }
-            FaceModel::RetinaFace(m) => {
-                let (m, file) = m.load_initial_backbone_weights()?;
-                (FaceModel::RetinaFace(m), file)
-            }
-            FaceModel::Srn(m) => {
-                let (m, file) = m.load_initial_backbone_weights()?;
-                (FaceModel::Srn(m), file)
-            }
-        })
-    }
-
-    /// Loads a Pytorch_Retinaface state dict (RetinaFace only).
-    ///
-    /// # Errors
-    /// [`ModelError::InvalidInput`] for another architecture; [`ModelError::Weights`] naming
-    /// every key that does not fit.
-    pub fn load_pytorch_retinaface(self, dict: &StateDict) -> Result<Self, ModelError> {
-        match self {
-            FaceModel::RetinaFace(m) => Ok(FaceModel::RetinaFace(m.load_pytorch_retinaface(dict)?)),
-            FaceModel::RetinaNet(_) | FaceModel::Srn(_) => Err(ModelError::InvalidInput(format!(
-                "{} holds Pytorch_Retinaface weights, which need `architecture = \"retinaface\"` \
-                 in [model]",
-                dict.source().display()
-            ))),
-        }
-    }
-
-    /// Runs the network.
-    ///
-    /// # Shapes
-    /// - `images`: `[B, 3, H, W]`, normalised as the data config says.
-    pub fn forward(&self, images: Tensor<B, 4>) -> FaceOutputs<B> {
-        match self {
-            FaceModel::RetinaNet(m) => FaceOutputs::RetinaNet(m.forward(images)),
-            FaceModel::RetinaFace(m) => FaceOutputs::RetinaFace(m.forward(images)),
-            FaceModel::Srn(m) => FaceOutputs::Srn(m.forward(images)),
-        }
-    }
-
-    /// The training loss of `outputs` against the faces of each image of the batch.
-    ///
-    /// # Errors
-    /// [`ModelError::InvalidInput`] if the targets do not fit the batch, or the outputs come
-    /// from another architecture.
-    pub fn loss(
-        &self,
-        outputs: &FaceOutputs<B>,
-        faces: &[FaceTargets],
-    ) -> Result<FaceLoss<B>, ModelError> {
-        match (self, outputs) {
-            (FaceModel::RetinaNet(m), FaceOutputs::RetinaNet(o)) => {
-                let p = m.loss(o, faces)?;
-                Ok(FaceLoss {
-                    parts: p.named_parts(),
-                    total: p.total,
-                    num_positive: p.num_positive,
-                })
-            }
-            (FaceModel::RetinaFace(m), FaceOutputs::RetinaFace(o)) => {
-                let p = m.loss(o, faces)?;
-                Ok(FaceLoss {
-                    total: p.total,
-                    parts: vec![
-                        ("cls", p.classification),
-                        ("box", p.box_regression),
-                        ("landmark", p.landmarks),
-                    ],
-                    num_positive: p.num_positive,
-                })
-            }
-            (FaceModel::Srn(m), FaceOutputs::Srn(o)) => {
-                let p = m.loss(o, faces)?;
-                Ok(FaceLoss {
-                    parts: p.named_parts(),
-                    total: p.total,
-                    num_positive: p.num_positive,
-                })
-            }
-            _ => Err(mismatch()),
-        }
-    }
-
-    /// Detections of every image of the batch, best first (pixels of the network input;
-    /// landmarks where the architecture predicts them).
-    ///
-    /// # Panics
-    /// If `outputs` come from another architecture.
-    pub fn postprocess(&self, outputs: &FaceOutputs<B>) -> Vec<Vec<Detection>> {
-        self.postprocess_with(outputs, self.test_spec())
-    }
-
-    /// [`postprocess`](Self::postprocess) with other `[test]` settings than the model's (e.g.
-    /// the per-pass settings of test-time augmentation, [`TestSpec::per_pass`]).
-    ///
-    /// # Panics
-    /// If `outputs` come from another architecture.
-    pub fn postprocess_with(
-        &self,
-        outputs: &FaceOutputs<B>,
-        test: &TestSpec,
-    ) -> Vec<Vec<Detection>> {
-        match (self, outputs) {
-            (FaceModel::RetinaNet(m), FaceOutputs::RetinaNet(o)) => m.postprocess_with(o, test),
-            (FaceModel::RetinaFace(m), FaceOutputs::RetinaFace(o)) => m.postprocess_with(o, test),
-            (FaceModel::Srn(m), FaceOutputs::Srn(o)) => m.postprocess_with(o, test),
-            _ => panic!("{}", mismatch()),
-        }
-    }
-
-    /// The `[test]` settings.
-    pub fn test_spec(&self) -> &TestSpec {
-        match self {
-            FaceModel::RetinaNet(m) => m.test_spec(),
-            FaceModel::RetinaFace(m) => m.test_spec(),
-            FaceModel::Srn(m) => m.test_spec(),
-        }
-    }
-
-    /// Replaces the `[test]` settings (e.g. from `visage detect` flags).
-    pub fn set_test_spec(&mut self, test: TestSpec) -> Result<(), ModelError> {
-        match self {
-            FaceModel::RetinaNet(m) => m.set_test_spec(test),
-            FaceModel::RetinaFace(m) => m.set_test_spec(test),
-            FaceModel::Srn(m) => m.set_test_spec(test),
-        }
-    }
-}
-
-fn mismatch() -> ModelError {
-    ModelError::InvalidInput("outputs of another architecture than the model's".into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use burn::backend::Flex;
-    use visage_backbone::weights::{formula_state_dict, parameter_shapes};
-
-    fn retinaface() -> ModelSpec {
-        ModelSpec::RetinaFace(
-            toml::from_str("out_channels = 16\n[backbone.mobilenet]\nwidth_multiplier = 0.25\n")
-                .unwrap(),
-        )
-    }
-
-    #[test]
-    fn retinaface_loss_has_three_named_parts_and_detections_landmarks() {
-        let device = Default::default();
-        let model = FaceModel::<Flex>::new(&retinaface(), &TestSpec::default(), &device).unwrap();
-        assert_eq!(model.architecture(), Architecture::RetinaFace);
-        let out = model.forward(Tensor::zeros([1, 3, 64, 64], &device));
-        let faces = [FaceTargets {
-            boxes: vec![[10.0, 10.0, 40.0, 44.0]],
-            landmarks: vec![None],
-        }];
-        let v = model.loss(&out, &faces).unwrap().values().unwrap();
-        let names: Vec<&str> = v.parts.iter().map(|(n, _)| *n).collect();
-        assert_eq!(names, ["cls", "box", "landmark"]);
-        assert_eq!(v.part("landmark"), Some(0.0));
-        let dets = model.postprocess(&out);
-        assert!(dets[0].iter().all(|d| d.landmarks.is_some()));
-    }
-
-    #[test]
-    fn pytorch_retinaface_weights_load_and_keys_keep_the_net_prefix() {
-        let device = Default::default();
-        let model = FaceModel::<Flex>::new(&retinaface(), &TestSpec::default(), &device).unwrap();
-        let FaceModel::RetinaFace(inner) = &model else {
-            unreachable!()
-        };
-        let dict = formula_state_dict::<Flex, _>(&inner.net, inner.torch_layout());
-        let paths: Vec<String> = parameter_shapes::<Flex, _>(&model)
-            .into_iter()
-            .map(|(p, _)| p)
-            .collect();
-        assert!(paths.iter().all(|p| p.starts_with("net.")), "{paths:?}");
-        let model = model.load_pytorch_retinaface(&dict).unwrap();
-        let mut test = model.test_spec().clone();
-        test.score_threshold = 0.5;
-        let mut model = model;
-        model.set_test_spec(test).unwrap();
-        assert_eq!(model.test_spec().score_threshold, 0.5);
+    /// The value of the part called `name`, as a tensor.
+    pub fn part(&self, name: &str) -> Option<&Tensor<B, 1>> {
+        self.parts.iter().find(|(n, _)| *n == name).map(|(_, t)| t)
     }
 }

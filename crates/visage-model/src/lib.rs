@@ -1,51 +1,57 @@
-//! Detector = backbone + neck + heads, built from a config: `forward` returns raw head outputs,
-//! `loss` named loss parts, `postprocess` detections.
+//! The detector families of visage, built from a config's `[model]` table, behind one
+//! contract ([`DetectorFamily`]): `forward` returns raw outputs, `loss` the named loss parts,
+//! `postprocess` detections through one post-processing.
+//!
+//! ```text
+//! spec/        [model] / [test]: the architecture key, backbone, anchors / assign / coder,
+//!              head norm, focal + box loss, test time; defaults; component errors → keys
+//! common/      targets, loss values and the sigmoid families' loss parts, post-processing
+//! family.rs    the contract every family implements
+//! retinanet/   RetinaNet, FAN (+ attention), DF²S² (FFP, shared head, segmentation)
+//! srn/         SRN and AInnoFace (two feature sets, RFE, STC and STR)
+//! retinaface/  RetinaFace in Pytorch_Retinaface's layout (SSH, landmarks, MultiBox loss)
+//! ```
+//!
+//! A new family is one folder (its spec, network, loss and predictions, implementing
+//! [`DetectorFamily`]) plus one variant of [`ModelSpec`] and a tiny spec in [`tiny`];
+//! `tests/conformance.rs` runs the same checks over every family.
 //!
 //! Box format everywhere in this crate: `[x1, y1, x2, y2]` in pixels of the network input.
 
-mod attention_targets;
-mod detector;
+pub mod common;
 mod error;
-mod face_model;
-mod loss;
-mod model_spec;
-mod neck;
-mod postprocess;
+pub mod family;
 pub mod retinaface;
-pub mod retinaface_detect;
-mod retinaface_loss;
-mod retinaface_model;
-mod retinaface_spec;
-mod spec;
-mod srn_loss;
-mod srn_model;
-mod srn_spec;
-mod targets;
-mod test_time;
+pub mod retinanet;
+pub mod spec;
+pub mod srn;
+pub mod tiny;
 
-pub use attention_targets::{AttentionAssigner, AttentionRule, AttentionTargets};
-pub use detector::{Detector, RawOutputs};
+pub use common::loss::LossValues;
+pub use common::postprocess::{
+    postprocess, select_detections, AnchorPredictions, BatchAnchors, DecodeRules, Detection,
+    ImagePredictions, NmsAreas, ScoreRule,
+};
+pub use common::targets::{DenseTargets, FaceTargets};
 pub use error::ModelError;
-pub use face_model::{FaceLoss, FaceModel, FaceOutputs};
-pub use loss::{LossParts, LossValues};
-pub use model_spec::{Architecture, ModelSpec};
-pub use neck::Neck;
-pub use postprocess::Detection;
+pub use family::{
+    DetectorFamily, FaceLoss, FamilySpec, TrainableFamily, WithFamily, WithTrainableFamily,
+};
 pub use retinaface::{
-    RetinaFaceNet, RetinaFaceNetConfig, RetinaFaceOutputs, RETINAFACE_MNET, RETINAFACE_R50,
-    RETINAFACE_STRIDES,
+    RetinaFace, RetinaFaceAssignSpec, RetinaFaceLoss, RetinaFaceLossSpec, RetinaFaceNet,
+    RetinaFaceNetConfig, RetinaFaceOutputs, RetinaFaceSpec, RetinaFaceTargets, RETINAFACE_MNET,
+    RETINAFACE_R50, RETINAFACE_STRIDES,
 };
-pub use retinaface_detect::{retinaface_detect, retinaface_priors, FaceDetection, RetinaFaceTest};
-pub use retinaface_loss::{retinaface_loss, RetinaFaceLossParts, RetinaFaceTargets};
-pub use retinaface_model::RetinaFace;
-pub use retinaface_spec::{RetinaFaceAssignSpec, RetinaFaceLossSpec, RetinaFaceSpec};
+pub use retinanet::{
+    AttentionAssigner, AttentionLevelsSpec, AttentionRule, AttentionSpec, AttentionTargets,
+    ExtraSourceSpec, FfpSpec, FpnSpec, HeadSpec, Neck, NeckSpec, RetinaNet, RetinaNetLoss,
+    RetinaNetOutputs, RetinaNetSpec, RetinaNetTargets, SegmentationSpec,
+};
 pub use spec::{
-    AnchorSpec, AssignSpec, AttentionLevelsSpec, AttentionSpec, BackboneSpec, BoxLossSpec,
-    CoderSpec, DetectorSpec, ExtraSourceSpec, FfpSpec, FpnSpec, HeadNormSpec, HeadSpec, LossSpec,
-    MobileNetSpec, NeckSpec, ResNetSpec, SegmentationSpec, TestSpec, TtaSpec,
+    AnchorSpec, Architecture, AssignSpec, BackboneSpec, BoxLossSpec, CoderSpec, HeadNormSpec,
+    LossSpec, MobileNetSpec, ModelSpec, ResNetSpec, TestSpec, TtaSpec,
 };
-pub use srn_loss::{SrnLossParts, SrnTargets};
-pub use srn_model::{Srn, SrnOutputs};
-pub use srn_spec::{SrnHeadSpec, SrnNeckSpec, SrnSpec, StcSpec, StrSpec, SRN_MAX_LEVEL};
-pub use targets::{DenseTargets, FaceTargets};
-pub use test_time::merge_passes;
+pub use srn::{
+    Srn, SrnHeadSpec, SrnLoss, SrnNeckSpec, SrnOutputs, SrnSpec, SrnTargets, StcSpec, StrSpec,
+    SRN_MAX_LEVEL,
+};

@@ -9,12 +9,13 @@ use burn::backend::Flex;
 use burn::prelude::*;
 use visage_heads::DetectionHead;
 use visage_model::{
-    AttentionLevelsSpec, Detector, DetectorSpec, FaceTargets, ModelSpec, Neck, NeckSpec, TestSpec,
+    AttentionLevelsSpec, DetectorFamily, FaceTargets, ModelSpec, Neck, NeckSpec, RetinaNet,
+    RetinaNetSpec, TestSpec,
 };
 
 mod common;
 
-fn read(name: &str) -> (toml::Table, DetectorSpec, TestSpec) {
+fn read(name: &str) -> (toml::Table, RetinaNetSpec, TestSpec) {
     let (table, model, test) = common::read_config(name);
     let ModelSpec::RetinaNet(spec) = model else {
         panic!("{name}: DF²S² is a RetinaNet-family detector")
@@ -24,7 +25,7 @@ fn read(name: &str) -> (toml::Table, DetectorSpec, TestSpec) {
 
 /// What both configs share: FFP neck, shared head, ratios 1 and 1.5, one scale, IoU 0.5 / 0.5,
 /// focal + smooth-L1 with λ1 = 1, segmentation.
-fn check_df2s2(spec: &DetectorSpec) {
+fn check_df2s2(spec: &RetinaNetSpec) {
     assert!(matches!(spec.neck, NeckSpec::Ffp(_)), "{:?}", spec.neck);
     assert!(spec.head.shared_convs);
     assert_eq!(spec.anchors.ratios, vec![1.0, 1.5]);
@@ -73,7 +74,7 @@ fn df2s2_toml_is_the_paper_s_detector() {
     assert_eq!(train["weight_decay"].as_float(), Some(1e-4));
     assert_eq!(train["lr_steps"].as_array().unwrap().len(), 2);
     // It builds: ResNet-50, FFP2..FFP7 projected to 256, one shared stack of 4 convs.
-    let det = Detector::<Flex>::new(&spec, &TestSpec::default(), &Default::default()).unwrap();
+    let det = RetinaNet::<Flex>::new(&spec, &Default::default()).unwrap();
     let Neck::Ffp(neck) = &det.neck else {
         panic!("an FFP neck")
     };
@@ -93,7 +94,7 @@ fn df2s2_toml_is_the_paper_s_detector() {
 
 #[test]
 fn df2s2_tiny_builds_and_its_loss_has_a_segmentation_part() {
-    let (table, spec, test) = read("df2s2-tiny.toml");
+    let (table, spec, _) = read("df2s2-tiny.toml");
     check_df2s2(&spec);
     assert_eq!(table["run_dir"].as_str(), Some("runs/df2s2-tiny"));
     assert_eq!(spec.level_strides(), vec![8, 16, 32, 64, 128]);
@@ -102,7 +103,7 @@ fn df2s2_tiny_builds_and_its_loss_has_a_segmentation_part() {
     assert_eq!(spec.anchors.scales[0], 1.0);
     assert!((spec.anchors.scales[1] - std::f32::consts::SQRT_2).abs() < 1e-5);
     let device = Default::default();
-    let det = Detector::<Flex>::new(&spec, &test, &device).unwrap();
+    let det = RetinaNet::<Flex>::new(&spec, &device).unwrap();
     let out = det.forward(Tensor::<Flex, 4>::zeros([1, 3, 192, 192], &device));
     assert_eq!(
         out.feature_sizes,
@@ -139,8 +140,8 @@ fn a_quickstart_checkpoint_s_keys_and_shapes_are_unchanged() {
             (key.to_string(), shape)
         })
         .collect();
-    let (_, spec, test) = read("quickstart.toml");
-    let det = Detector::<Flex>::new(&spec, &test, &Default::default()).unwrap();
+    let (_, spec, _) = read("quickstart.toml");
+    let det = RetinaNet::<Flex>::new(&spec, &Default::default()).unwrap();
     let mut got = visage_backbone::weights::parameter_shapes::<Flex, _>(&det);
     expected.sort();
     got.sort();

@@ -4,12 +4,13 @@
 use burn::backend::Flex;
 use burn::prelude::*;
 use visage_model::{
-    AttentionLevelsSpec, Detector, DetectorSpec, FaceTargets, ModelSpec, NeckSpec, TestSpec,
+    AttentionLevelsSpec, DetectorFamily, FaceTargets, ModelSpec, NeckSpec, RetinaNet,
+    RetinaNetSpec, TestSpec,
 };
 
 mod common;
 
-fn read(name: &str) -> (DetectorSpec, TestSpec) {
+fn read(name: &str) -> (RetinaNetSpec, TestSpec) {
     let (_, model, test) = common::read_config(name);
     let ModelSpec::RetinaNet(spec) = model else {
         panic!("{name}: FAN is a RetinaNet-style detector")
@@ -18,7 +19,7 @@ fn read(name: &str) -> (DetectorSpec, TestSpec) {
 }
 
 /// What both configs share: FAN's anchors, thresholds and attention on P3..P7.
-fn check_fan(spec: &DetectorSpec) {
+fn check_fan(spec: &RetinaNetSpec) {
     assert_eq!(spec.level_strides(), vec![8, 16, 32, 64, 128]);
     assert_eq!(spec.anchors.ratios, vec![1.0, 1.5]);
     assert_eq!(spec.anchors_per_location(), 6);
@@ -60,7 +61,7 @@ fn fan_toml_is_the_paper_s_detector() {
     assert_eq!(resnet.depth, 50);
     // It builds (ResNet-50, 256-channel FPN and subnets), with the attention subnet's
     // parameters beside the head's.
-    let det = Detector::<Flex>::new(&spec, &TestSpec::default(), &Default::default()).unwrap();
+    let det = RetinaNet::<Flex>::new(&spec, &Default::default()).unwrap();
     let attention = det.attention.as_ref().unwrap();
     assert_eq!(attention.subnet.convs.len(), 4);
     assert_eq!(attention.subnet.predictor.weight.dims(), [1, 256, 3, 3]);
@@ -68,10 +69,10 @@ fn fan_toml_is_the_paper_s_detector() {
 
 #[test]
 fn fan_tiny_builds_and_its_loss_has_an_attention_part() {
-    let (spec, test) = read("fan-tiny.toml");
+    let (spec, _) = read("fan-tiny.toml");
     check_fan(&spec);
     let device = Default::default();
-    let det = Detector::<Flex>::new(&spec, &test, &device).unwrap();
+    let det = RetinaNet::<Flex>::new(&spec, &device).unwrap();
     let out = det.forward(Tensor::<Flex, 4>::zeros([1, 3, 192, 192], &device));
     assert_eq!(
         out.feature_sizes,

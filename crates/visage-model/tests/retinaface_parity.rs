@@ -9,8 +9,8 @@ use burn::prelude::*;
 use visage_backbone::weights::{formula_state_dict, load_state_dict, StateDict, TorchLayout};
 use visage_backbone::{BackboneConfig, MobileNetV1Config, ResNetConfig, ResNetDepth};
 use visage_model::{
-    retinaface_detect, RetinaFaceNet, RetinaFaceNetConfig, RetinaFaceTest, RETINAFACE_MNET,
-    RETINAFACE_R50,
+    DetectorFamily, RetinaFace, RetinaFaceNet, RetinaFaceNetConfig, RetinaFaceSpec, TestSpec,
+    RETINAFACE_MNET, RETINAFACE_R50,
 };
 
 type B = Flex;
@@ -105,18 +105,24 @@ fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
 #[test]
 fn retinaface_detections_match_detect_py() {
     let device = Default::default();
-    let config = RetinaFaceNetConfig {
-        backbone: BackboneConfig::MobileNet(MobileNetV1Config::new()),
-        out_channels: 64,
-        anchors_per_location: 2,
-        frozen_bn: false,
+    // Pytorch_Retinaface's `cfg_mnet` network and `detect.py`'s defaults.
+    let spec: RetinaFaceSpec =
+        toml::from_str("out_channels = 64\n[backbone.mobilenet]\nwidth_multiplier = 0.25\n")
+            .unwrap();
+    let model = RetinaFace::<B>::new(&spec, &device).unwrap();
+    let dict = formula_state_dict::<B, _>(&model.net, &RETINAFACE_MNET);
+    let model = model.load_reference_weights(&dict).unwrap();
+    let detect_py = TestSpec {
+        score_threshold: 0.02,
+        pre_nms_top_k: 5000,
+        nms_threshold: 0.4,
+        max_detections: 750,
+        ..TestSpec::default()
     };
-    let net: RetinaFaceNet<B> = config.init(&device);
-    let dict = formula_state_dict::<B, _>(&net, &RETINAFACE_MNET);
-    let net = load_state_dict::<B, _>(net, &dict, &RETINAFACE_MNET).unwrap();
     let fx = fixture("retinaface_mnet_detect.safetensors");
     let input = Tensor::<B, 4>::from_data(fx.to_f32("input").unwrap(), &device);
-    let ours = retinaface_detect(&net.forward(input), &RetinaFaceTest::default())
+    let ours = model
+        .postprocess(&model.forward(input), &detect_py)
         .pop()
         .unwrap();
     let dets: Vec<f32> = fx.to_f32("dets").unwrap().to_vec().unwrap();
@@ -144,7 +150,7 @@ fn retinaface_detections_match_detect_py() {
             "{:?} vs {bbox:?}",
             ours[best].bbox
         );
-        for (k, p) in ours[best].landmarks.iter().enumerate() {
+        for (k, p) in ours[best].landmarks.expect("landmarks").iter().enumerate() {
             assert!((p[0] - marks[2 * k]).abs() < 0.05 && (p[1] - marks[2 * k + 1]).abs() < 0.05);
         }
     }

@@ -6,11 +6,12 @@
 use std::time::Instant;
 
 use burn::backend::{Autodiff, Flex};
-use burn::optim::{Optimizer, SgdConfig};
+use burn::optim::SgdConfig;
 use burn::prelude::*;
-use burn::tensor::{Distribution, TensorData};
-use visage_model::{FaceModel, FaceTargets, ModelSpec, TestSpec};
-use visage_train::data_parallel::{parallel_gradients, shard_ranges, ShardLoss};
+use burn::tensor::Distribution;
+use visage_data::{Batch, FaceStats, Landmarks, Target};
+use visage_model::{ModelSpec, TrainableFamily, WithTrainableFamily};
+use visage_train::step::TrainStep;
 
 type Ad = Autodiff<Flex>;
 
@@ -33,7 +34,7 @@ fn main() {
     .to_vec()
     .unwrap();
     // Two faces per image, with landmarks (used by architectures that have a landmark head).
-    let faces: Vec<FaceTargets> = (0..batch)
+    let targets: Vec<Target> = (0..batch)
         .map(|i| {
             let boxes = vec![
                 [10.0 + i as f32, 20.0, 60.0, 80.0],
@@ -43,58 +44,69 @@ fn main() {
                 .iter()
                 .map(|b: &[f32; 4]| {
                     let (cx, cy) = ((b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0);
-                    Some([
-                        [cx - 8.0, cy - 8.0],
-                        [cx + 8.0, cy - 8.0],
-                        [cx, cy],
-                        [cx - 6.0, cy + 10.0],
-                        [cx + 6.0, cy + 10.0],
-                    ])
+                    Some(Landmarks {
+                        points: [
+                            [cx - 8.0, cy - 8.0],
+                            [cx + 8.0, cy - 8.0],
+                            [cx, cy],
+                            [cx - 6.0, cy + 10.0],
+                            [cx + 6.0, cy + 10.0],
+                        ],
+                        visible: [true; 5],
+                    })
                 })
                 .collect();
-            FaceTargets { boxes, landmarks }
+            Target { boxes, landmarks }
         })
         .collect();
-    let per_image = 3 * size * size;
+    let batch = Batch {
+        images: pixels,
+        size,
+        indices: (0..batch).collect(),
+        targets,
+        skipped: Vec::new(),
+        faces: FaceStats::default(),
+    };
     for &replicas in &replica_counts {
-        let mut det = FaceModel::<Ad>::new(&spec, &TestSpec::default(), &device).unwrap();
-        let mut optim = SgdConfig::new().init();
+        spec.with_trainable_family::<Ad, _>(Timing {
+            batch: &batch,
+            replicas,
+            steps,
+        });
+    }
+}
+
+/// Times `steps` training steps of one family with `replicas` shards.
+struct Timing<'a> {
+    batch: &'a Batch,
+    replicas: usize,
+    steps: usize,
+}
+
+impl WithTrainableFamily<Ad> for Timing<'_> {
+    type Output = ();
+
+    fn run<M: TrainableFamily<Ad>>(self, spec: &M::Spec) {
+        let device = Default::default();
+        let mut model = M::new(spec, &device).unwrap();
+        let mut step = TrainStep::new(SgdConfig::new().init::<Ad, M>(), self.replicas, &device);
         let mut times = Vec::new();
-        for _ in 0..steps {
+        for _ in 0..self.steps {
             let t = Instant::now();
-            let shards = shard_ranges(batch, replicas)
-                .into_iter()
-                .map(|r| (r.clone(), r.len()))
-                .collect();
-            let step = parallel_gradients(&det, shards, |model: &FaceModel<Ad>, rows| {
-                let n = rows.len();
-                let images = Tensor::<Ad, 4>::from_data(
-                    TensorData::new(
-                        pixels[rows.start * per_image..rows.end * per_image].to_vec(),
-                        [n, 3, size, size],
-                    ),
-                    &device,
-                );
-                let outputs = model.forward(images);
-                let parts = model.loss(&outputs, &faces[rows])?;
-                let values = parts.values()?;
-                Ok::<_, visage_model::ModelError>(ShardLoss {
-                    total: parts.total,
-                    values,
-                })
-            })
-            .unwrap();
-            det = optim.step(0.001, det, step.grads);
+            let (updated, _) = step.run(model, self.batch.clone(), 0.001).unwrap();
+            model = updated;
             times.push(t.elapsed().as_secs_f64());
         }
         let mut measured = times[1..].to_vec();
         measured.sort_by(f64::total_cmp);
         let median = measured[measured.len() / 2];
+        let images = self.batch.targets.len();
         println!(
-            "replicas {replicas}: median step {:.0} ms over {} steps => {:.1} img/s",
+            "replicas {}: median step {:.0} ms over {} steps => {:.1} img/s",
+            self.replicas,
             median * 1e3,
             measured.len(),
-            batch as f64 / median
+            images as f64 / median
         );
     }
 }

@@ -9,10 +9,9 @@
 //! Every directory is written under a temporary name and renamed into place, so a crash never
 //! leaves a half-written checkpoint where a reader looks.
 //!
-//! The model is a safetensors file keyed by parameter path (RetinaNet:
-//! `backbone.layer1.0.conv1.weight`, `neck.lateral.0.weight`, ...; RetinaFace: `net.body.*`,
-//! `net.fpn.*`, ...; enum variants are not part of a key), readable by any safetensors tool;
-//! the optimiser state is Burn's named MessagePack record.
+//! The model is a safetensors file keyed by parameter path
+//! ([`DetectorFamily::save_weights`]), readable by any safetensors tool; the optimiser state
+//! is Burn's named MessagePack record.
 
 use std::path::{Path, PathBuf};
 
@@ -20,10 +19,9 @@ use burn::module::AutodiffModule;
 use burn::optim::Optimizer;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn_store::{ModuleSnapshot, SafetensorsStore};
 use serde::{Deserialize, Serialize};
-use visage_backbone::weights::StateDict;
-use visage_model::FaceModel;
+use visage_backbone::weights::{parameter_shapes, StateDict};
+use visage_model::{DetectorFamily, ModelError};
 
 use crate::config::ExperimentConfig;
 use crate::error::{io, TrainError};
@@ -50,22 +48,11 @@ fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
     NamedMpkFileRecorder::new()
 }
 
-/// The store for a model file: enum variants (norm kind, block kind, backbone kind) are not
-/// part of the keys, so the file reads back into any config with the same tensors.
-fn model_store(path: &Path) -> SafetensorsStore {
-    SafetensorsStore::from_file(path)
-        .skip_enum_variants(true)
-        .overwrite(true)
-}
-
-fn save_model<B: Backend>(model: &FaceModel<B>, path: &Path) -> Result<(), TrainError> {
-    model
-        .save_into(&mut model_store(path))
-        .map_err(|e| checkpoint_error(path, e))
-}
-
 /// Loads `dir/model.safetensors` into `model`: every tensor, or an error naming the file.
-fn load_model<B: Backend>(model: FaceModel<B>, dir: &Path) -> Result<FaceModel<B>, TrainError> {
+pub fn load_checkpoint_weights<B: Backend, M: DetectorFamily<B>>(
+    model: M,
+    dir: &Path,
+) -> Result<M, TrainError> {
     let path = dir.join(MODEL);
     if !path.is_file() {
         return Err(checkpoint_error(
@@ -73,18 +60,7 @@ fn load_model<B: Backend>(model: FaceModel<B>, dir: &Path) -> Result<FaceModel<B
             "missing (checkpoints written before model.safetensors are not readable)",
         ));
     }
-    load_model_file(model, &path)
-}
-
-/// Loads a `model.safetensors` file (parameter paths as keys) into `model`.
-fn load_model_file<B: Backend>(
-    mut model: FaceModel<B>,
-    path: &Path,
-) -> Result<FaceModel<B>, TrainError> {
-    model
-        .load_from(&mut model_store(path))
-        .map_err(|e| checkpoint_error(path, e))?;
-    Ok(model)
+    Ok(model.load_weights(&path)?)
 }
 
 fn checkpoint_error(path: &Path, message: impl std::fmt::Display) -> TrainError {
@@ -95,23 +71,24 @@ fn checkpoint_error(path: &Path, message: impl std::fmt::Display) -> TrainError 
 }
 
 /// Writes `dir` atomically: everything goes to `dir.tmp` first, which is renamed into place.
-pub fn save_checkpoint<B, O>(
+pub fn save_checkpoint<B, M, O>(
     dir: &Path,
-    model: &FaceModel<B>,
+    model: &M,
     optimizer: &O,
     state: &TrainState,
     config: &ExperimentConfig,
 ) -> Result<(), TrainError>
 where
     B: AutodiffBackend,
-    O: Optimizer<FaceModel<B>, B>,
+    M: DetectorFamily<B> + AutodiffModule<B>,
+    O: Optimizer<M, B>,
 {
     let tmp = sibling(dir, "tmp");
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
     }
     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-    save_model(model, &tmp.join(MODEL))?;
+    model.save_weights(&tmp.join(MODEL))?;
     Recorder::<B>::record(&recorder(), optimizer.to_record(), tmp.join(OPTIMIZER))
         .map_err(|e| checkpoint_error(&tmp, e))?;
     let state_json = serde_json::to_string_pretty(state).expect("state serialises");
@@ -119,7 +96,6 @@ where
     std::fs::write(tmp.join(CONFIG), config.to_toml()).map_err(io(tmp.join(CONFIG)))?;
     replace_dir(&tmp, dir)
 }
-
 /// Makes `dest` a copy of the checkpoint `src` (hard links where possible), atomically.
 pub fn publish_checkpoint(src: &Path, dest: &Path) -> Result<(), TrainError> {
     let tmp = sibling(dest, "tmp");
@@ -192,81 +168,83 @@ pub fn read_checkpoint_meta(dir: &Path) -> Result<(ExperimentConfig, TrainState)
     Ok((config, state))
 }
 
-/// Builds the detector a checkpoint describes and loads its weights (for inference: any
-/// backend, autodiff or not).
-pub fn load_detector<B: Backend>(
-    weights: &Path,
-    device: &B::Device,
-) -> Result<(FaceModel<B>, ExperimentConfig), TrainError> {
-    let dir = resolve_checkpoint(weights)?;
-    let (config, _) = read_checkpoint_meta(&dir)?;
-    let model = load_model(
-        FaceModel::<B>::new(&config.model, &config.test, device)?,
-        &dir,
-    )?;
-    Ok((model, config))
+/// Where the weights of `visage detect --weights W [--config C]` come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WeightsSource {
+    /// A checkpoint directory (its `model.safetensors`).
+    Checkpoint(PathBuf),
+    /// A weights file: a visage `model.safetensors`, or a checkpoint of the reference
+    /// implementation the family follows (Pytorch_Retinaface's `.pth` / safetensors).
+    File(PathBuf),
 }
 
-/// Builds the detector for inference from what `visage detect --weights W [--config C]`
-/// names:
+/// What `--weights W [--config C]` names: the experiment config describing the model, its
+/// input normalisation and test settings, and where its weights are.
 ///
-/// - `W` a checkpoint or run directory: its model, with its own config unless `C` is given
-///   (then `C` describes the model, data normalisation and test settings);
-/// - `W` a file (needs `C`): a Pytorch_Retinaface checkpoint (`.pth` or safetensors, a
-///   `module.` prefix removed; `architecture = "retinaface"`), or a visage
-///   `model.safetensors`.
-pub fn load_for_inference<B: Backend>(
+/// - `W` a checkpoint or run directory: its checkpoint, with its own config unless `C` is
+///   given;
+/// - `W` a file (needs `C`): see [`WeightsSource::File`].
+pub fn inference_source(
     weights: &Path,
     config: Option<&Path>,
-    device: &B::Device,
-) -> Result<(FaceModel<B>, ExperimentConfig), TrainError> {
-    let Some(config_path) = config else {
-        if weights.is_file() {
+) -> Result<(ExperimentConfig, WeightsSource), TrainError> {
+    if weights.is_file() {
+        let Some(config) = config else {
             return Err(checkpoint_error(
                 weights,
                 "a weights file needs --config (the experiment config describing its model)",
             ));
-        }
-        return load_detector(weights, device);
+        };
+        return Ok((
+            ExperimentConfig::load(config)?,
+            WeightsSource::File(weights.to_path_buf()),
+        ));
+    }
+    let dir = resolve_checkpoint(weights)?;
+    let config = match config {
+        Some(config) => ExperimentConfig::load(config)?,
+        None => read_checkpoint_meta(&dir)?.0,
     };
-    let config = ExperimentConfig::load(config_path)?;
-    let model = FaceModel::<B>::new(&config.model, &config.test, device)?;
-    let model = if weights.is_file() {
-        load_weights_file(model, weights)?
-    } else {
-        load_model(model, &resolve_checkpoint(weights)?)?
-    };
-    Ok((model, config))
+    Ok((config, WeightsSource::Checkpoint(dir)))
 }
 
-/// Loads a weights file into `model`: Pytorch_Retinaface's keys (`body.*`, `fpn.*`,
-/// `ClassHead.*`, ...) into a RetinaFace, else a visage `model.safetensors`.
-pub fn load_weights_file<B: Backend>(
-    model: FaceModel<B>,
-    path: &Path,
-) -> Result<FaceModel<B>, TrainError> {
-    let dict = StateDict::read(path).map_err(visage_model::ModelError::from)?;
-    let is_visage = dict.keys().any(|k| k.starts_with("net."));
-    if matches!(model, FaceModel::RetinaFace(_)) && !is_visage {
-        return Ok(model.load_pytorch_retinaface(&dict)?);
+/// Loads the weights `source` names into `model`. A file whose keys are the model's own
+/// parameter paths is a visage weights file; any other file is read as the family's
+/// reference checkpoint ([`DetectorFamily::load_reference_weights`]: Pytorch_Retinaface's
+/// keys for RetinaFace; other families refuse, naming the file).
+pub fn load_inference_weights<B: Backend, M: DetectorFamily<B>>(
+    model: M,
+    source: &WeightsSource,
+) -> Result<M, TrainError> {
+    match source {
+        WeightsSource::Checkpoint(dir) => load_checkpoint_weights(model, dir),
+        WeightsSource::File(path) => {
+            let dict = StateDict::read(path).map_err(ModelError::from)?;
+            let paths = parameter_shapes::<B, _>(&model);
+            let is_visage = paths.iter().any(|(p, _)| dict.shape(p).is_some());
+            if is_visage {
+                Ok(model.load_weights(path)?)
+            } else {
+                Ok(model.load_reference_weights(&dict)?)
+            }
+        }
     }
-    load_model_file(model, path)
 }
 
 /// Loads model weights and optimiser state into a run being resumed.
-pub fn load_for_resume<B, O>(
+pub fn load_for_resume<B, M, O>(
     dir: &Path,
-    model: FaceModel<B>,
+    model: M,
     optimizer: O,
     device: &B::Device,
-) -> Result<(FaceModel<B>, O, TrainState), TrainError>
+) -> Result<(M, O, TrainState), TrainError>
 where
     B: AutodiffBackend,
-    O: Optimizer<FaceModel<B>, B>,
-    FaceModel<B>: AutodiffModule<B>,
+    M: DetectorFamily<B> + AutodiffModule<B>,
+    O: Optimizer<M, B>,
 {
     let (_, state) = read_checkpoint_meta(dir)?;
-    let model = load_model(model, dir)?;
+    let model = load_checkpoint_weights(model, dir)?;
     let record = Recorder::<B>::load(&recorder(), dir.join(OPTIMIZER), device)
         .map_err(|e| checkpoint_error(dir, e))?;
     Ok((model, optimizer.load_record(record), state))

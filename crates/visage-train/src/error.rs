@@ -40,6 +40,9 @@ pub enum TrainError {
     /// Evaluation failed.
     #[error(transparent)]
     Eval(#[from] visage_eval::EvalError),
+    /// Detection over the validation split failed.
+    #[error(transparent)]
+    Infer(#[from] visage_infer::InferError),
     /// The loss became NaN or infinite; nothing of this step was saved.
     #[error("non-finite loss at epoch {epoch}, iteration {iteration}: {detail}; the last checkpoint is intact")]
     NonFiniteLoss {

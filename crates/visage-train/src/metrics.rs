@@ -83,6 +83,13 @@ pub struct EvalRecord {
     pub seconds: f64,
 }
 
+impl EvalRecord {
+    /// The mean of Easy, Medium and Hard AP: the score `best` is chosen by.
+    pub fn mean_ap(&self) -> f64 {
+        (self.easy + self.medium + self.hard) / 3.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

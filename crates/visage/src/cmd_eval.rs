@@ -3,14 +3,18 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use burn::prelude::Backend;
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use visage_data::layout::Split;
 use visage_eval::{evaluate, plot_pr_curves, read_submission, EvalReport, GroundTruth};
-use visage_train::checkpoint::{load_detector, resolve_checkpoint};
-use visage_train::validate::{detect_and_write_split, evaluate_split, Split};
+use visage_infer::{detect_split, evaluate_split, Predictor, RunStats};
+use visage_model::{DetectorFamily, TestSpec, WithFamily};
+use visage_train::checkpoint::{inference_source, load_inference_weights, WeightsSource};
+use visage_train::ExperimentConfig;
 
 use crate::backend::{dispatch, BackendTask, DeviceArg};
 use crate::test_time_args::TestTimeArgs;
@@ -99,58 +103,117 @@ impl BackendTask for SplitTask {
     type Output = ();
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
-        let args = self.args;
-        let weights = args
+        let weights = self
+            .args
             .weights
-            .as_ref()
+            .clone()
             .expect("clap requires --weights with --split");
-        let checkpoint = resolve_checkpoint(weights)?;
-        let (mut model, mut config) = load_detector::<B::InnerBackend>(&checkpoint, &device)
+        let (mut config, source) = inference_source(&weights, None)
             .with_context(|| format!("loading weights from {}", weights.display()))?;
-        let mut test = model.test_spec().clone();
-        args.test_time.apply(&mut test)?;
-        model.set_test_spec(test)?;
-        if let Some(root) = &args.data_root {
+        let WeightsSource::Checkpoint(checkpoint) = source.clone() else {
+            unreachable!("without --config the weights are a checkpoint")
+        };
+        let mut test = config.test.clone();
+        self.args.test_time.apply(&mut test)?;
+        if let Some(root) = &self.args.data_root {
             config.data.root = root.clone();
         }
-        let out = args.out.clone().unwrap_or_else(|| {
+        let out = self.args.out.clone().unwrap_or_else(|| {
             checkpoint
                 .parent()
                 .unwrap_or(&checkpoint)
                 .join(format!("eval-{}", self.split.name()))
                 .join("predictions")
         });
-        let progress = std::io::stderr().is_terminal();
-        let start = Instant::now();
-        if self.split == Split::Test {
-            let n =
-                detect_and_write_split(&model, &config.data, self.split, &out, progress, &device)?;
+        config.model.with_family::<B::InnerBackend, _>(SplitFamily {
+            task: self,
+            config: &config,
+            weights: source,
+            checkpoint,
+            test,
+            out,
+            device,
+        })
+    }
+}
+
+/// `eval --split`, once the family is known.
+struct SplitFamily<'a, B: Backend> {
+    task: SplitTask,
+    config: &'a ExperimentConfig,
+    weights: WeightsSource,
+    checkpoint: PathBuf,
+    test: TestSpec,
+    out: PathBuf,
+    device: B::Device,
+}
+
+impl<B: Backend> WithFamily<B> for SplitFamily<'_, B> {
+    type Output = Result<()>;
+
+    fn run<M: DetectorFamily<B>>(self, spec: &M::Spec) -> Result<()> {
+        let SplitTask { args, split } = self.task;
+        let (config, out) = (self.config, &self.out);
+        let model = M::new(spec, &self.device)
+            .map_err(anyhow::Error::from)
+            .and_then(|m| Ok(load_inference_weights(m, &self.weights)?))
+            .with_context(|| format!("loading weights from {}", self.checkpoint.display()))?;
+        let predictor = Predictor::new(&model, self.test, config.data.input_norm(), &self.device)?;
+        let bar = progress_bar(split);
+        let progress = |done: usize, total: usize| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        };
+        let root = &config.data.root;
+        if split == Split::Test {
+            let (predictions, stats) = detect_split(&predictor, root, split, Some(out), progress)?;
+            bar.finish_and_clear();
             println!(
-                "wrote the test submission for {n} images to {} in {:.0} s",
+                "wrote the test submission for {} images to {} in {:.0} s",
+                predictions.num_images(),
                 out.display(),
-                start.elapsed().as_secs_f64()
+                stats.seconds
             );
             return Ok(());
         }
-        let report = evaluate_split(
-            &model,
-            &config.data,
-            self.split,
-            Some(&out),
-            progress,
-            &device,
-        )?;
+        let (report, stats) = evaluate_split(&predictor, root, split, Some(out), progress)?;
+        bar.finish_and_clear();
         println!(
-            "{} split of {}: detections written to {} ({:.0} s)",
-            self.split.name(),
-            config.data.root.display(),
+            "{} split of {}: detections written to {} ({:.0} s, {})",
+            split.name(),
+            root.display(),
             out.display(),
-            start.elapsed().as_secs_f64()
+            stats.seconds,
+            per_image(&stats)
         );
         // runs/<name>/best -> <name>
-        let run_dir = checkpoint.parent().unwrap_or(&checkpoint);
+        let run_dir = self.checkpoint.parent().unwrap_or(&self.checkpoint);
         print_report(&report, &args, &dir_name(run_dir))
     }
+}
+
+/// A progress bar on a terminal, hidden otherwise.
+fn progress_bar(split: Split) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("detect {prefix} [{bar:28}] {pos}/{len} {per_sec}")
+            .expect("valid template"),
+    );
+    bar.set_prefix(split.name());
+    bar
+}
+
+/// `forward X ms + post-processing Y ms per image`.
+fn per_image(stats: &RunStats) -> String {
+    let n = stats.images.max(1) as f64;
+    format!(
+        "forward {:.1} ms + post-processing {:.1} ms per image",
+        1e3 * stats.timing.forward_s / n,
+        1e3 * stats.timing.postprocess_s / n
+    )
 }
 
 /// Runs `visage eval`.

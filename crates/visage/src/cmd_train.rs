@@ -9,6 +9,7 @@ use clap::Args;
 use visage_train::{train, ExperimentConfig, TrainOptions};
 
 use crate::backend::{dispatch, BackendTask, DeviceArg};
+use crate::train_progress::TrainProgress;
 
 /// Arguments of `visage train`.
 #[derive(Debug, Args)]
@@ -44,13 +45,16 @@ pub struct TrainArgs {
 struct TrainTask {
     config: ExperimentConfig,
     options: TrainOptions,
+    progress: TrainProgress,
 }
 
 impl BackendTask for TrainTask {
     type Output = ();
 
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
-        let summary = train::<B>(&self.config, &self.options, &device)?;
+    fn run<B: AutodiffBackend>(mut self, device: B::Device) -> Result<()> {
+        let summary = train::<B>(&self.config, &self.options, &device, &mut |event| {
+            self.progress.show(event)
+        })?;
         if let Some(loss) = summary.last_loss {
             println!(
                 "trained {} epochs ({} iterations) in {:.0} s, {:.1} images/s; last loss {}",
@@ -82,12 +86,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let options = TrainOptions {
         resume: args.resume,
         overwrite: args.overwrite,
-        progress: std::io::stderr().is_terminal(),
         max_iterations: if args.dry_run {
             Some(1)
         } else {
             args.max_iterations
         },
     };
-    dispatch(args.device, TrainTask { config, options })
+    let progress = TrainProgress::new(std::io::stderr().is_terminal());
+    dispatch(
+        args.device,
+        TrainTask {
+            config,
+            options,
+            progress,
+        },
+    )
 }

@@ -172,7 +172,7 @@ fn write_wider(dir: &Path, path: &Path, detections: &[Detection]) -> Result<()> 
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "image".into());
-    let dets = visage_train::validate::to_wider(detections);
+    let dets = visage_infer::to_wider(detections);
     visage_eval::write_submission(dir, &event, &stem, &dets)
         .with_context(|| format!("writing the submission file of {}", path.display()))?;
     Ok(())

@@ -20,6 +20,7 @@ mod detect_output;
 mod draw;
 mod images;
 mod test_time_args;
+mod train_progress;
 
 use std::process::ExitCode;
 

@@ -1,11 +1,10 @@
-//! From raw outputs to detections: sigmoid scores, score threshold, top-k, decoding, clipping
-//! to the input, NMS, and the per-image detection cap (the `[test]` settings).
+//! The one post-processing of every family: from per-anchor predictions on the host
+//! ([`AnchorPredictions`]) to detections — score threshold, top-k, decoding, clipping to the
+//! input, NMS and the per-image cap (the `[test]` settings) — with the family's
+//! [`DecodeRules`] (visage's, or Pytorch_Retinaface's `detect.py` for RetinaFace).
 
-use burn::prelude::*;
-use burn::tensor::activation::sigmoid;
 use visage_boxes::{nms, BoxCoder, BoxXyxy};
 
-use crate::detector::{Detector, RawOutputs};
 use crate::spec::TestSpec;
 
 /// One detected face.
@@ -18,16 +17,6 @@ pub struct Detection {
     /// Left eye, right eye, nose, left and right mouth corner, `[x, y]` pixels of the network
     /// input, for architectures with a landmark head (RetinaFace); `None` otherwise.
     pub landmarks: Option<[[f32; 2]; 5]>,
-}
-
-impl From<crate::retinaface_detect::FaceDetection> for Detection {
-    fn from(d: crate::retinaface_detect::FaceDetection) -> Self {
-        Detection {
-            bbox: d.bbox,
-            score: d.score,
-            landmarks: Some(d.landmarks),
-        }
-    }
 }
 
 impl Detection {
@@ -64,96 +53,229 @@ impl Detection {
     }
 }
 
-impl<B: Backend> Detector<B> {
-    /// Detections of every image of the batch, best first.
-    pub fn postprocess(&self, outputs: &RawOutputs<B>) -> Vec<Vec<Detection>> {
-        self.postprocess_with(outputs, &self.policy.test)
-    }
+/// The decoding rules that differ between implementations of the same pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeRules {
+    /// Whether a candidate needs a score at or above the threshold ([`ScoreRule::AtLeast`])
+    /// or strictly above it ([`ScoreRule::Above`], `detect.py`).
+    pub score: ScoreRule,
+    /// Clamp the decoded size exponent at `ln(1000 / 16)` (torchvision's
+    /// `bbox_xform_clip`); `detect.py` does not.
+    pub clamp_size: bool,
+    /// Clip decoded boxes to the input and drop those left empty; `detect.py` does not.
+    pub clip_to_input: bool,
+    /// How NMS measures areas.
+    pub nms_areas: NmsAreas,
+}
 
-    /// [`postprocess`](Self::postprocess) with other `[test]` settings (e.g. the per-pass
-    /// settings of test-time augmentation, [`TestSpec::per_pass`]).
-    pub fn postprocess_with(
-        &self,
-        outputs: &RawOutputs<B>,
-        test: &TestSpec,
-    ) -> Vec<Vec<Detection>> {
-        let [batch, n, _] = outputs.cls_logits.dims();
-        let scores: Vec<f32> = sigmoid(outputs.cls_logits.clone())
-            .into_data()
-            .to_vec()
-            .expect("f32 scores");
-        let deltas: Vec<f32> = outputs
-            .box_deltas
-            .clone()
-            .into_data()
-            .to_vec()
-            .expect("f32 deltas");
-        let anchors = self.anchors(outputs);
-        (0..batch)
-            .map(|b| {
-                select_detections(
-                    &scores[b * n..(b + 1) * n],
-                    &deltas[b * n * 4..(b + 1) * n * 4],
-                    &anchors.boxes,
-                    &self.policy.coder,
-                    test,
-                    outputs.input_size,
-                )
-            })
-            .collect()
+/// How a candidate's score is compared with `test.score_threshold`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScoreRule {
+    /// `score >= threshold`.
+    AtLeast,
+    /// `score > threshold` (Pytorch_Retinaface's `detect.py`).
+    Above,
+}
+
+/// How NMS measures box areas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NmsAreas {
+    /// `(x2 − x1) · (y2 − y1)`.
+    Continuous,
+    /// `(x2 − x1 + 1) · (y2 − y1 + 1)`, as `py_cpu_nms` (Pytorch_Retinaface).
+    PixelInclusive,
+}
+
+impl DecodeRules {
+    /// visage's rules (RetinaNet, FAN, DF²S², SRN): score at or above the threshold,
+    /// clamped sizes, boxes clipped to the input, continuous areas.
+    pub const VISAGE: DecodeRules = DecodeRules {
+        score: ScoreRule::AtLeast,
+        clamp_size: true,
+        clip_to_input: true,
+        nms_areas: NmsAreas::Continuous,
+    };
+
+    /// Pytorch_Retinaface's `detect.py`: score strictly above the threshold, no size clamp,
+    /// no clipping, pixel-inclusive NMS areas.
+    pub const PYTORCH_RETINAFACE: DecodeRules = DecodeRules {
+        score: ScoreRule::Above,
+        clamp_size: false,
+        clip_to_input: false,
+        nms_areas: NmsAreas::PixelInclusive,
+    };
+}
+
+impl Default for DecodeRules {
+    fn default() -> Self {
+        DecodeRules::VISAGE
     }
 }
 
-/// Post-processing of one image.
-///
-/// - `scores`: `[N]` face probabilities; `deltas`: `[N · 4]` encoded boxes; `anchors`: `[N]` xyxy.
-/// - `input_size`: `(height, width)` the boxes are clipped to.
+/// The anchors the predictions of a batch are relative to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchAnchors {
+    /// One set `[N]` (xyxy pixels) shared by every image.
+    Shared(Vec<BoxXyxy>),
+    /// One set `[N]` per image (SRN's anchors refined by its first step).
+    PerImage(Vec<Vec<BoxXyxy>>),
+}
+
+impl BatchAnchors {
+    /// Image `b`'s anchors.
+    pub fn image(&self, b: usize) -> &[BoxXyxy] {
+        match self {
+            BatchAnchors::Shared(anchors) => anchors,
+            BatchAnchors::PerImage(per_image) => &per_image[b],
+        }
+    }
+}
+
+/// A family's per-anchor predictions of a batch of `B` images with `N` anchors each, on the
+/// host, flattened image-major (`b · N + n`), with everything needed to decode them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnchorPredictions {
+    /// Images in the batch, `B`.
+    pub batch: usize,
+    /// Anchors per image, `N`.
+    pub anchors_per_image: usize,
+    /// `[B·N]` face probabilities in [0, 1]; `f32::NEG_INFINITY` for anchors that can never
+    /// be detections (SRN's dropped anchors).
+    pub scores: Vec<f32>,
+    /// `[B·N·4]` box deltas, encoded by `coder` against the anchors.
+    pub box_deltas: Vec<f32>,
+    /// `[B·N·10]` five-point landmark deltas, for families with a landmark head.
+    pub landmark_deltas: Option<Vec<f32>>,
+    /// The anchors, `[N]` per image.
+    pub anchors: BatchAnchors,
+    /// The box coder of the family.
+    pub coder: BoxCoder,
+    /// The family's decoding rules.
+    pub rules: DecodeRules,
+    /// `(height, width)` of the input batch (boxes are clipped to it under
+    /// [`DecodeRules::clip_to_input`]).
+    pub input_size: (usize, usize),
+}
+
+/// Detections of every image of the batch, best first (pixels of the network input).
+pub fn postprocess(predictions: &AnchorPredictions, test: &TestSpec) -> Vec<Vec<Detection>> {
+    let n = predictions.anchors_per_image;
+    (0..predictions.batch)
+        .map(|b| {
+            select_detections(
+                &ImagePredictions {
+                    scores: &predictions.scores[b * n..(b + 1) * n],
+                    box_deltas: &predictions.box_deltas[b * n * 4..(b + 1) * n * 4],
+                    landmark_deltas: predictions
+                        .landmark_deltas
+                        .as_deref()
+                        .map(|l| &l[b * n * 10..(b + 1) * n * 10]),
+                    anchors: predictions.anchors.image(b),
+                },
+                &predictions.coder,
+                &predictions.rules,
+                test,
+                predictions.input_size,
+            )
+        })
+        .collect()
+}
+
+/// The predictions of one image: `scores` `[N]`, `box_deltas` `[N·4]`, `landmark_deltas`
+/// `[N·10]` where predicted, `anchors` `[N]` xyxy pixels.
+#[derive(Debug, Clone, Copy)]
+pub struct ImagePredictions<'a> {
+    /// `[N]` face probabilities.
+    pub scores: &'a [f32],
+    /// `[N·4]` encoded boxes.
+    pub box_deltas: &'a [f32],
+    /// `[N·10]` encoded landmarks.
+    pub landmark_deltas: Option<&'a [f32]>,
+    /// `[N]` anchors, xyxy pixels.
+    pub anchors: &'a [BoxXyxy],
+}
+
+/// Post-processing of one image: candidates passing the score threshold (per
+/// `rules.score`), the best `test.pre_nms_top_k` of them, decoded (clamped per
+/// `rules.clamp_size`, clipped to `input_size` = `(height, width)` per
+/// `rules.clip_to_input`), NMS at `test.nms_threshold` (areas per `rules.nms_areas`), at
+/// most `test.max_detections`, best first; landmarks decoded for the kept ones.
 pub fn select_detections(
-    scores: &[f32],
-    deltas: &[f32],
-    anchors: &[BoxXyxy],
+    image: &ImagePredictions,
     coder: &BoxCoder,
+    rules: &DecodeRules,
     test: &TestSpec,
     input_size: (usize, usize),
 ) -> Vec<Detection> {
-    let mut candidates: Vec<usize> = (0..scores.len())
-        .filter(|&i| scores[i] >= test.score_threshold)
-        .collect();
-    let by_score_desc = |a: &usize, b: &usize| scores[*b].total_cmp(&scores[*a]);
+    let scores = image.scores;
+    let passes = |s: f32| match rules.score {
+        ScoreRule::AtLeast => s >= test.score_threshold,
+        ScoreRule::Above => s > test.score_threshold,
+    };
+    let mut candidates: Vec<usize> = (0..scores.len()).filter(|&i| passes(scores[i])).collect();
+    // Best first, equal scores in anchor order (a total order: the top-k set and its order
+    // are those of a stable sort, whatever `select_nth_unstable_by` does with ties).
+    let by_score_desc = |a: &usize, b: &usize| scores[*b].total_cmp(&scores[*a]).then(a.cmp(b));
     if candidates.len() > test.pre_nms_top_k {
         candidates.select_nth_unstable_by(test.pre_nms_top_k - 1, by_score_desc);
         candidates.truncate(test.pre_nms_top_k);
     }
     candidates.sort_by(by_score_desc);
     let (height, width) = (input_size.0 as f32, input_size.1 as f32);
+    let mut kept = Vec::with_capacity(candidates.len());
     let mut boxes = Vec::with_capacity(candidates.len());
-    let mut kept_scores = Vec::with_capacity(candidates.len());
     for &i in &candidates {
-        let delta = [
-            deltas[i * 4],
-            deltas[i * 4 + 1],
-            deltas[i * 4 + 2],
-            deltas[i * 4 + 3],
-        ];
-        let [x1, y1, x2, y2] = coder.decode(&anchors[i], &delta);
-        let clipped = [
-            x1.clamp(0.0, width),
-            y1.clamp(0.0, height),
-            x2.clamp(0.0, width),
-            y2.clamp(0.0, height),
-        ];
-        if clipped[2] > clipped[0] && clipped[3] > clipped[1] {
-            boxes.push(clipped);
-            kept_scores.push(scores[i]);
-        }
+        let d = &image.box_deltas[i * 4..i * 4 + 4];
+        let delta = [d[0], d[1], d[2], d[3]];
+        let decoded = if rules.clamp_size {
+            coder.decode(&image.anchors[i], &delta)
+        } else {
+            coder.decode_unclamped(&image.anchors[i], &delta)
+        };
+        let bbox = if rules.clip_to_input {
+            let [x1, y1, x2, y2] = decoded;
+            let clipped = [
+                x1.clamp(0.0, width),
+                y1.clamp(0.0, height),
+                x2.clamp(0.0, width),
+                y2.clamp(0.0, height),
+            ];
+            if !(clipped[2] > clipped[0] && clipped[3] > clipped[1]) {
+                continue;
+            }
+            clipped
+        } else {
+            decoded
+        };
+        kept.push(i);
+        boxes.push(bbox);
     }
-    let mut keep = nms(&boxes, &kept_scores, test.nms_threshold);
+    let kept_scores: Vec<f32> = kept.iter().map(|&i| scores[i]).collect();
+    let mut keep = match rules.nms_areas {
+        NmsAreas::Continuous => nms(&boxes, &kept_scores, test.nms_threshold),
+        NmsAreas::PixelInclusive => {
+            // py_cpu_nms measures areas as (x2 − x1 + 1)·(y2 − y1 + 1): shift the far corner.
+            let inclusive: Vec<BoxXyxy> = boxes
+                .iter()
+                .map(|b| [b[0], b[1], b[2] + 1.0, b[3] + 1.0])
+                .collect();
+            nms(&inclusive, &kept_scores, test.nms_threshold)
+        }
+    };
     keep.truncate(test.max_detections);
     keep.into_iter()
-        .map(|k| Detection {
-            bbox: boxes[k],
-            score: kept_scores[k],
-            landmarks: None,
+        .map(|k| {
+            let i = kept[k];
+            let landmarks = image.landmark_deltas.map(|marks| {
+                let mut delta = [0.0f32; 10];
+                delta.copy_from_slice(&marks[i * 10..i * 10 + 10]);
+                coder.decode_landmarks(&image.anchors[i], &delta)
+            });
+            Detection {
+                bbox: boxes[k],
+                score: kept_scores[k],
+                landmarks,
+            }
         })
         .collect()
 }
@@ -166,6 +288,23 @@ mod tests {
         BoxCoder {
             variances: [0.1, 0.2],
         }
+    }
+
+    /// [`select_detections`] with visage's rules and no landmarks.
+    fn visage(
+        scores: &[f32],
+        deltas: &[f32],
+        anchors: &[BoxXyxy],
+        test: &TestSpec,
+        input_size: (usize, usize),
+    ) -> Vec<Detection> {
+        let image = ImagePredictions {
+            scores,
+            box_deltas: deltas,
+            landmark_deltas: None,
+            anchors,
+        };
+        select_detections(&image, &coder(), &DecodeRules::VISAGE, test, input_size)
     }
 
     #[test]
@@ -187,7 +326,7 @@ mod tests {
             ..TestSpec::default()
         };
         // Input 45 wide: the last anchor is clipped to x2 = 45.
-        let dets = select_detections(&scores, &deltas, &anchors, &coder(), &test, (45, 45));
+        let dets = visage(&scores, &deltas, &anchors, &test, (45, 45));
         // Anchor 1 overlaps anchor 0 with IoU 90/110 > 0.4 and is suppressed; anchor 2 is
         // below the score threshold.
         assert_eq!(dets.len(), 2);
@@ -253,13 +392,59 @@ mod tests {
             max_detections: 750,
             ..TestSpec::default()
         };
-        let dets = select_detections(&scores, &deltas, &anchors, &coder(), &test, (10, 400));
+        let dets = visage(&scores, &deltas, &anchors, &test, (10, 400));
         assert_eq!(dets.len(), 5);
         assert!(dets.windows(2).all(|w| w[0].score >= w[1].score));
         assert!((dets[0].score - scores[19]).abs() < 1e-6);
         test.pre_nms_top_k = 100;
         test.max_detections = 3;
-        let dets = select_detections(&scores, &deltas, &anchors, &coder(), &test, (10, 400));
+        let dets = visage(&scores, &deltas, &anchors, &test, (10, 400));
         assert_eq!(dets.len(), 3);
+    }
+
+    #[test]
+    fn pytorch_retinaface_rules_are_strict_unclipped_pixel_inclusive_and_decode_landmarks() {
+        // Anchor 0 scores exactly the threshold; anchors 1 and 2 overlap with IoU 0.4 in
+        // continuous areas ([0, 0, 10, 10] vs [0, 0, 10, 4]: 40 / 100) and 55 / 121 ≈ 0.45
+        // with the `+1` areas; anchor 3 sticks out of the 20 × 20 input.
+        let anchors = [
+            [0.0, 0.0, 4.0, 4.0],
+            [0.0, 0.0, 10.0, 10.0],
+            [0.0, 0.0, 10.0, 4.0],
+            [12.0, 12.0, 30.0, 30.0],
+        ];
+        let scores = [0.5, 0.9, 0.8, 0.7];
+        let deltas = [0.0; 16];
+        let mut marks = vec![0.0f32; 40];
+        marks[3 * 10] = 1.0; // anchor 3's first point moves by 0.1 · 18 px in x
+        let test = TestSpec {
+            score_threshold: 0.5,
+            nms_threshold: 0.42,
+            ..TestSpec::default()
+        };
+        let image = ImagePredictions {
+            scores: &scores,
+            box_deltas: &deltas,
+            landmark_deltas: Some(&marks),
+            anchors: &anchors,
+        };
+        let ours = select_detections(&image, &coder(), &DecodeRules::VISAGE, &test, (20, 20));
+        let port = select_detections(
+            &image,
+            &coder(),
+            &DecodeRules::PYTORCH_RETINAFACE,
+            &test,
+            (20, 20),
+        );
+        // visage: anchor 0 passes (≥), 2 survives NMS at 0.42 (IoU 0.4), 3 is clipped.
+        let scores_of = |d: &[Detection]| d.iter().map(|d| d.score).collect::<Vec<_>>();
+        assert_eq!(scores_of(&ours), vec![0.9, 0.8, 0.7, 0.5]);
+        assert_eq!(ours[2].bbox, [12.0, 12.0, 20.0, 20.0]);
+        // detect.py: anchor 0 fails (>), 2 is suppressed (IoU ≈ 0.45), 3 keeps its extent.
+        assert_eq!(scores_of(&port), vec![0.9, 0.7]);
+        assert_eq!(port[1].bbox, anchors[3]);
+        let points = port[1].landmarks.expect("landmarks decoded");
+        assert!((points[0][0] - (21.0 + 1.8)).abs() < 1e-4, "{points:?}");
+        assert_eq!(points[1], [21.0, 21.0]);
     }
 }

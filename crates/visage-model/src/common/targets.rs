@@ -3,7 +3,6 @@
 use visage_anchors::{AnchorMatch, MaxIouAssigner};
 use visage_boxes::{BoxCoder, BoxXyxy};
 
-use crate::attention_targets::AttentionTargets;
 use crate::error::ModelError;
 
 /// The ground-truth faces of one image.
@@ -60,12 +59,6 @@ pub struct DenseTargets {
     pub positive_anchors: Vec<BoxXyxy>,
     /// For each positive: the index of the matched face among its image's boxes.
     pub positive_faces: Vec<usize>,
-    /// FAN's per-level attention masks, for a detector with `[model.attention]` (filled by
-    /// [`Detector::loss`](crate::Detector::loss); `None` otherwise).
-    pub attention: Option<AttentionTargets>,
-    /// DF²S²'s per-level segmentation masks, for a detector with `[model.segmentation]`
-    /// (filled by [`Detector::loss`](crate::Detector::loss); `None` otherwise).
-    pub segmentation: Option<AttentionTargets>,
 }
 
 impl DenseTargets {
@@ -193,7 +186,6 @@ mod tests {
         assert_eq!(t.box_deltas, vec![[0.0; 4]]);
         assert_eq!(t.positive_faces, vec![0]);
         assert_eq!(t.num_positive(), 1);
-        assert_eq!(t.attention, None);
     }
 
     #[test]

@@ -16,11 +16,12 @@ use visage_anchors::{AnchorMatch, MaxIouAssigner};
 use visage_boxes::{BoxCoder, BoxXyxy};
 use visage_losses::{smooth_l1, softmax_cross_entropy_ohem};
 
+use super::net::RetinaFaceOutputs;
+use super::spec::RetinaFaceLossSpec;
+use crate::common::loss::LossValues;
+use crate::common::targets::FaceTargets;
 use crate::error::ModelError;
-use crate::loss::LossValues;
-use crate::retinaface::RetinaFaceOutputs;
-use crate::retinaface_spec::RetinaFaceLossSpec;
-use crate::targets::FaceTargets;
+use crate::family::FaceLoss;
 
 /// Per-prior training targets of a batch, flattened image-major (`b · N + n`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -100,7 +101,7 @@ impl RetinaFaceTargets {
 
 /// The named parts of RetinaFace's loss of one batch (scalars `[1]`, differentiable).
 #[derive(Debug, Clone)]
-pub struct RetinaFaceLossParts<B: Backend> {
+pub struct RetinaFaceLoss<B: Backend> {
     /// OHEM softmax cross-entropy / max(1, positives).
     pub classification: Tensor<B, 1>,
     /// Box smooth-L1 / max(1, positives), before its weight.
@@ -115,18 +116,32 @@ pub struct RetinaFaceLossParts<B: Backend> {
     pub num_landmark_positive: usize,
 }
 
-impl<B: Backend> RetinaFaceLossParts<B> {
+impl<B: Backend> RetinaFaceLoss<B> {
+    /// The parts by name: `cls`, `box`, `landmark`.
+    pub fn named_parts(&self) -> Vec<(&'static str, Tensor<B, 1>)> {
+        vec![
+            ("cls", self.classification.clone()),
+            ("box", self.box_regression.clone()),
+            ("landmark", self.landmarks.clone()),
+        ]
+    }
+
     /// Reads the scalars back (parts `cls`, `box`, `landmark`); errors when any is not finite.
     pub fn values(&self) -> Result<LossValues, ModelError> {
-        LossValues::read(
-            &self.total,
-            &[
-                ("cls", &self.classification),
-                ("box", &self.box_regression),
-                ("landmark", &self.landmarks),
-            ],
-            self.num_positive,
-        )
+        let parts = self.named_parts();
+        let parts: Vec<(&'static str, &Tensor<B, 1>)> =
+            parts.iter().map(|(name, t)| (*name, t)).collect();
+        LossValues::read(&self.total, &parts, self.num_positive)
+    }
+}
+
+impl<B: Backend> From<RetinaFaceLoss<B>> for FaceLoss<B> {
+    fn from(loss: RetinaFaceLoss<B>) -> Self {
+        FaceLoss {
+            parts: loss.named_parts(),
+            total: loss.total,
+            num_positive: loss.num_positive,
+        }
     }
 }
 
@@ -161,7 +176,7 @@ pub fn retinaface_loss<B: Backend>(
     outputs: &RetinaFaceOutputs<B>,
     targets: &RetinaFaceTargets,
     spec: &RetinaFaceLossSpec,
-) -> RetinaFaceLossParts<B> {
+) -> RetinaFaceLoss<B> {
     let device = outputs.class_logits.device();
     let [batch, n, _] = outputs.class_logits.dims();
     assert_eq!(
@@ -201,7 +216,7 @@ pub fn retinaface_loss<B: Backend>(
     let total = box_regression.clone() * spec.box_weight
         + classification.clone() * spec.cls_weight
         + landmarks.clone() * spec.landmark_weight;
-    RetinaFaceLossParts {
+    RetinaFaceLoss {
         classification,
         box_regression,
         landmarks,
@@ -251,6 +266,7 @@ mod tests {
             class_logits: Tensor::zeros([1, n, 2], &device),
             landmarks: Tensor::zeros([1, n, 10], &device),
             feature_sizes: vec![(1, 1); 3],
+            input_size: (8, 8),
         }
     }
 

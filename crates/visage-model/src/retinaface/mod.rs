@@ -1,28 +1,45 @@
-//! [`RetinaFace`]: the RetinaFace network with its weight-free policy (priors, matching,
-//! coding, loss and test settings), built from a [`RetinaFaceSpec`], so that `forward`,
-//! `loss` and `postprocess` need nothing else.
+//! RetinaFace (Deng et al.) as Pytorch_Retinaface: its network in the port's exact module
+//! layout ([`net`]: backbone, three-level FPN, SSH, 1×1 class / box / landmark heads), its
+//! priors (squares of `min_sizes` from the shared anchor generator), `match()` and
+//! `MultiBoxLoss` ([`loss`]), and `detect.py`'s decoding rules
+//! ([`DecodeRules::PYTORCH_RETINAFACE`]) for the one post-processing. Its checkpoints load
+//! through [`DetectorFamily::load_reference_weights`].
+//!
+//! Files: [`spec`] (`[model]` with `architecture = "retinaface"` and its components),
+//! [`net`], [`loss`].
+
+pub mod loss;
+pub mod net;
+pub mod spec;
 
 use std::path::PathBuf;
 
 use burn::prelude::*;
-use visage_anchors::MaxIouAssigner;
+use burn::tensor::activation::softmax;
+use visage_anchors::{AnchorGenerator, MaxIouAssigner};
 use visage_backbone::weights::{load_state_dict, StateDict, TorchLayout};
 use visage_boxes::BoxCoder;
 
+pub use loss::{retinaface_loss, RetinaFaceLoss, RetinaFaceTargets};
+pub use net::{
+    RetinaFaceNet, RetinaFaceNetConfig, RetinaFaceOutputs, RETINAFACE_MNET, RETINAFACE_R50,
+    RETINAFACE_STRIDES,
+};
+pub use spec::{RetinaFaceAssignSpec, RetinaFaceLossSpec, RetinaFaceSpec};
+
+use crate::common::postprocess::{AnchorPredictions, BatchAnchors, DecodeRules};
+use crate::common::targets::FaceTargets;
 use crate::error::ModelError;
-use crate::postprocess::Detection;
-use crate::retinaface::{RetinaFaceNet, RetinaFaceOutputs, RETINAFACE_MNET, RETINAFACE_R50};
-use crate::retinaface_detect::{retinaface_detect, retinaface_priors, RetinaFaceTest};
-use crate::retinaface_loss::{retinaface_loss, RetinaFaceLossParts, RetinaFaceTargets};
-use crate::retinaface_spec::RetinaFaceSpec;
-use crate::spec::{BackboneSpec, TestSpec};
-use crate::targets::FaceTargets;
+use crate::family::{DetectorFamily, FaceLoss};
+use crate::retinanet::host;
+use crate::spec::BackboneSpec;
 
 /// Everything about a RetinaFace that has no weights.
 #[derive(Debug, Clone)]
 pub(crate) struct RetinaFacePolicy {
     spec: RetinaFaceSpec,
-    test: TestSpec,
+    /// The port's `PriorBox`: squares of `min_sizes` centred on each cell, in its order.
+    priors: AnchorGenerator,
     assigner: MaxIouAssigner,
     coder: BoxCoder,
 }
@@ -37,70 +54,6 @@ pub struct RetinaFace<B: Backend> {
 }
 
 impl<B: Backend> RetinaFace<B> {
-    /// Builds a freshly initialised RetinaFace from a spec (validated here).
-    pub fn new(
-        spec: &RetinaFaceSpec,
-        test: &TestSpec,
-        device: &B::Device,
-    ) -> Result<Self, ModelError> {
-        let net = spec.net_config()?.init(device);
-        test.validate()?;
-        let a = &spec.assign;
-        Ok(Self {
-            net,
-            policy: RetinaFacePolicy {
-                spec: spec.clone(),
-                test: test.clone(),
-                assigner: MaxIouAssigner {
-                    positive_iou: a.match_iou,
-                    negative_iou: a.match_iou,
-                    force_best: a.force_best,
-                    force_best_min_iou: a.force_best_min_iou,
-                },
-                coder: BoxCoder {
-                    variances: spec.variances,
-                },
-            },
-        })
-    }
-
-    /// The spec this model was built from.
-    pub fn spec(&self) -> &RetinaFaceSpec {
-        &self.policy.spec
-    }
-
-    /// The `[test]` settings.
-    pub fn test_spec(&self) -> &TestSpec {
-        &self.policy.test
-    }
-
-    /// Replaces the `[test]` settings (e.g. from `visage detect` flags).
-    pub fn set_test_spec(&mut self, test: TestSpec) -> Result<(), ModelError> {
-        test.validate()?;
-        self.policy.test = test;
-        Ok(())
-    }
-
-    /// `detect.py`'s settings: priors and variances from the spec; score threshold (strictly
-    /// above), top-k, NMS threshold and keep from `[test]`.
-    pub fn test_settings(&self) -> RetinaFaceTest {
-        self.test_settings_for(&self.policy.test)
-    }
-
-    /// `detect.py`'s settings from the given `[test]` settings.
-    fn test_settings_for(&self, test: &TestSpec) -> RetinaFaceTest {
-        let spec = &self.policy.spec;
-        RetinaFaceTest {
-            min_sizes: spec.min_sizes.clone(),
-            steps: spec.steps(),
-            variances: spec.variances,
-            score_threshold: test.score_threshold,
-            top_k: test.pre_nms_top_k,
-            nms_threshold: test.nms_threshold,
-            keep: test.max_detections,
-        }
-    }
-
     /// The key layout of Pytorch_Retinaface checkpoints for this backbone.
     pub fn torch_layout(&self) -> &'static TorchLayout {
         match self.policy.spec.backbone {
@@ -109,38 +62,19 @@ impl<B: Backend> RetinaFace<B> {
         }
     }
 
-    /// Loads every weight from a Pytorch_Retinaface state dict (`mobilenet0.25_Final.pth`,
-    /// `Resnet50_Final.pth`; [`StateDict::read`] has removed the `module.` prefix).
-    ///
-    /// # Errors
-    /// [`ModelError::Weights`] listing every missing, unexpected or mis-shaped key.
-    pub fn load_pytorch_retinaface(mut self, dict: &StateDict) -> Result<Self, ModelError> {
-        let layout = self.torch_layout();
-        self.net = load_state_dict::<B, _>(self.net, dict, layout)?;
-        Ok(self)
-    }
-
-    /// Loads the backbone's initial weights from `model.backbone.<kind>.weights`, if set.
-    pub fn load_initial_backbone_weights(mut self) -> Result<(Self, Option<PathBuf>), ModelError> {
-        let Some(path) = self.policy.spec.backbone.weights().map(|p| p.to_path_buf()) else {
-            return Ok((self, None));
-        };
-        self.net.body = self.net.body.load_file(&path)?;
-        Ok((self, Some(path)))
-    }
-
-    /// Runs the network (see [`RetinaFaceNet::forward`] for shapes).
-    pub fn forward(&self, images: Tensor<B, 4>) -> RetinaFaceOutputs<B> {
-        self.net.forward(images)
+    /// The priors of `outputs` (xyxy pixels of the input), in the port's order: level, y, x,
+    /// then each `min_sizes` side.
+    pub fn priors(&self, outputs: &RetinaFaceOutputs<B>) -> Vec<visage_boxes::BoxXyxy> {
+        self.policy.priors.generate(&outputs.feature_sizes).boxes
     }
 
     /// The training loss of `outputs` against the faces of each image (boxes and landmarks
-    /// in input pixels; `faces.len()` = batch size).
-    pub fn loss(
+    /// in input pixels; `faces.len()` = batch size), part by part.
+    pub fn loss_parts(
         &self,
         outputs: &RetinaFaceOutputs<B>,
         faces: &[FaceTargets],
-    ) -> Result<RetinaFaceLossParts<B>, ModelError> {
+    ) -> Result<RetinaFaceLoss<B>, ModelError> {
         let [batch, n, _] = outputs.class_logits.dims();
         if faces.len() != batch {
             return Err(ModelError::InvalidInput(format!(
@@ -148,8 +82,7 @@ impl<B: Backend> RetinaFace<B> {
                 faces.len()
             )));
         }
-        let spec = &self.policy.spec;
-        let priors = retinaface_priors(&outputs.feature_sizes, &spec.min_sizes, &spec.steps());
+        let priors = self.priors(outputs);
         if priors.len() != n {
             return Err(ModelError::InvalidInput(format!(
                 "{} priors for {n} outputs per image",
@@ -158,30 +91,91 @@ impl<B: Backend> RetinaFace<B> {
         }
         let targets =
             RetinaFaceTargets::build(&priors, faces, &self.policy.assigner, &self.policy.coder)?;
-        Ok(retinaface_loss(outputs, &targets, &spec.loss))
+        Ok(retinaface_loss(outputs, &targets, &self.policy.spec.loss))
+    }
+}
+
+impl<B: Backend> DetectorFamily<B> for RetinaFace<B> {
+    type Spec = RetinaFaceSpec;
+    type Outputs = RetinaFaceOutputs<B>;
+
+    fn new(spec: &RetinaFaceSpec, device: &B::Device) -> Result<Self, ModelError> {
+        let components = spec.components()?;
+        Ok(Self {
+            net: components.net.init(device),
+            policy: RetinaFacePolicy {
+                spec: spec.clone(),
+                priors: components.priors,
+                assigner: components.assigner,
+                coder: components.coder,
+            },
+        })
     }
 
-    /// Detections per image, best first, with landmarks (pixels of the network input).
-    pub fn postprocess(&self, outputs: &RetinaFaceOutputs<B>) -> Vec<Vec<Detection>> {
-        self.postprocess_with(outputs, &self.policy.test)
+    fn spec(&self) -> &RetinaFaceSpec {
+        &self.policy.spec
     }
 
-    /// [`postprocess`](Self::postprocess) with other `[test]` settings.
-    pub fn postprocess_with(
+    fn load_initial_backbone_weights(mut self) -> Result<(Self, Option<PathBuf>), ModelError> {
+        let (body, file) = self.policy.spec.backbone.load_initial(self.net.body)?;
+        self.net.body = body;
+        Ok((self, file))
+    }
+
+    /// Loads every weight from a Pytorch_Retinaface state dict (`mobilenet0.25_Final.pth`,
+    /// `Resnet50_Final.pth`; [`StateDict::read`] has removed the `module.` prefix).
+    fn load_reference_weights(mut self, dict: &StateDict) -> Result<Self, ModelError> {
+        let layout = self.torch_layout();
+        self.net = load_state_dict::<B, _>(self.net, dict, layout)?;
+        Ok(self)
+    }
+
+    /// Runs the network (see [`RetinaFaceNet::forward`] for shapes).
+    fn forward(&self, images: Tensor<B, 4>) -> RetinaFaceOutputs<B> {
+        self.net.forward(images)
+    }
+
+    fn loss(
         &self,
         outputs: &RetinaFaceOutputs<B>,
-        test: &TestSpec,
-    ) -> Vec<Vec<Detection>> {
-        retinaface_detect(outputs, &self.test_settings_for(test))
-            .into_iter()
-            .map(|image| image.into_iter().map(Detection::from).collect())
-            .collect()
+        faces: &[FaceTargets],
+    ) -> Result<FaceLoss<B>, ModelError> {
+        Ok(self.loss_parts(outputs, faces)?.into())
+    }
+
+    /// Softmax face probabilities, box and landmark deltas and the priors, under
+    /// `detect.py`'s decoding rules.
+    ///
+    /// # Panics
+    /// If the outputs' prior count differs from the priors of the spec's `min_sizes`.
+    fn predictions(&self, outputs: &RetinaFaceOutputs<B>) -> AnchorPredictions {
+        let [batch, n, _] = outputs.boxes.dims();
+        let priors = self.priors(outputs);
+        assert_eq!(
+            priors.len(),
+            n,
+            "RetinaFace: {n} outputs for {} priors",
+            priors.len()
+        );
+        let scores = softmax(outputs.class_logits.clone(), 2).narrow(2, 1, 1);
+        AnchorPredictions {
+            batch,
+            anchors_per_image: n,
+            scores: host(scores),
+            box_deltas: host(outputs.boxes.clone()),
+            landmark_deltas: Some(host(outputs.landmarks.clone())),
+            anchors: BatchAnchors::Shared(priors),
+            coder: self.policy.coder,
+            rules: DecodeRules::PYTORCH_RETINAFACE,
+            input_size: outputs.input_size,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::TestSpec;
     use burn::backend::{Autodiff, Flex};
     use burn::optim::{GradientsParams, Optimizer, SgdConfig};
 
@@ -223,14 +217,14 @@ mod tests {
     #[test]
     fn output_shapes_per_level_and_prior_count() {
         let device = Default::default();
-        let model = RetinaFace::<Flex>::new(&spec(), &TestSpec::default(), &device).unwrap();
+        let model = RetinaFace::<Flex>::new(&spec(), &device).unwrap();
         let out = model.forward(Tensor::zeros([2, 3, 72, 40], &device));
         assert_eq!(out.feature_sizes, vec![(9, 5), (5, 3), (3, 2)]);
         let n = (45 + 15 + 6) * 2;
         assert_eq!(out.boxes.dims(), [2, n, 4]);
         assert_eq!(out.class_logits.dims(), [2, n, 2]);
         assert_eq!(out.landmarks.dims(), [2, n, 10]);
-        let dets = model.postprocess(&out);
+        let dets = model.postprocess(&out, &TestSpec::default());
         assert_eq!(dets.len(), 2);
         assert!(dets[0].iter().all(|d| d.landmarks.is_some()));
     }
@@ -238,7 +232,7 @@ mod tests {
     #[test]
     fn a_few_sgd_steps_lower_the_loss() {
         let device = Default::default();
-        let mut model = RetinaFace::<Ad>::new(&spec(), &TestSpec::default(), &device).unwrap();
+        let mut model = RetinaFace::<Ad>::new(&spec(), &device).unwrap();
         let images = Tensor::<Ad, 4>::random(
             [2, 3, 64, 64],
             burn::tensor::Distribution::Normal(0.0, 1.0),
@@ -266,11 +260,63 @@ mod tests {
     #[test]
     fn mismatched_targets_are_an_error() {
         let device = Default::default();
-        let model = RetinaFace::<Flex>::new(&spec(), &TestSpec::default(), &device).unwrap();
+        let model = RetinaFace::<Flex>::new(&spec(), &device).unwrap();
         let out = model.forward(Tensor::zeros([2, 3, 32, 32], &device));
         assert!(matches!(
             model.loss(&out, &[FaceTargets::default()]),
             Err(ModelError::InvalidInput(_))
         ));
+    }
+
+    #[test]
+    fn priors_follow_pytorch_retinaface_order() {
+        let device = Default::default();
+        let model = RetinaFace::<Flex>::new(&spec(), &device).unwrap();
+        let p = model
+            .policy
+            .priors
+            .generate(&[(2, 3), (1, 2), (1, 1)])
+            .boxes;
+        assert_eq!(p.len(), (6 + 2 + 1) * 2);
+        // Level 0, y 0, x 0: sides 16 then 32 around (4, 4).
+        assert_eq!(p[0], [-4.0, -4.0, 12.0, 12.0]);
+        assert_eq!(p[1], [-12.0, -12.0, 20.0, 20.0]);
+        // Level 0, y 0, x 1: centre (12, 4).
+        assert_eq!(p[2], [4.0, -4.0, 20.0, 12.0]);
+        // Level 0, y 1, x 0: centre (4, 12).
+        assert_eq!(p[6], [-4.0, 4.0, 12.0, 20.0]);
+        // Level 2: side 256 around (16, 16).
+        assert_eq!(p[16], [-112.0, -112.0, 144.0, 144.0]);
+    }
+
+    #[test]
+    fn retinaface_loss_has_three_named_parts_and_detections_landmarks() {
+        let device = Default::default();
+        let model = RetinaFace::<Flex>::new(&spec(), &device).unwrap();
+        let out = model.forward(Tensor::zeros([1, 3, 64, 64], &device));
+        let faces = [FaceTargets {
+            boxes: vec![[10.0, 10.0, 40.0, 44.0]],
+            landmarks: vec![None],
+        }];
+        let v = model.loss(&out, &faces).unwrap().values().unwrap();
+        let names: Vec<&str> = v.parts.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["cls", "box", "landmark"]);
+        assert_eq!(v.part("landmark"), Some(0.0));
+        let dets = model.postprocess(&out, &TestSpec::default());
+        assert!(dets[0].iter().all(|d| d.landmarks.is_some()));
+    }
+
+    #[test]
+    fn pytorch_retinaface_weights_load_and_keys_keep_the_net_prefix() {
+        use visage_backbone::weights::{formula_state_dict, parameter_shapes};
+        let device = Default::default();
+        let model = RetinaFace::<Flex>::new(&spec(), &device).unwrap();
+        let dict = formula_state_dict::<Flex, _>(&model.net, model.torch_layout());
+        let paths: Vec<String> = parameter_shapes::<Flex, _>(&model)
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert!(paths.iter().all(|p| p.starts_with("net.")), "{paths:?}");
+        model.load_reference_weights(&dict).unwrap();
     }
 }

@@ -9,7 +9,7 @@ use visage_backbone::conv::{path_to_sequential_key, sequential_key_to_path};
 use visage_backbone::weights::{is_batch_norm_counter, TorchLayout};
 use visage_backbone::{mobilenet, resnet, Backbone, BackboneConfig};
 use visage_heads::flatten_levels;
-use visage_neck::{RetinaFaceFpn, Ssh, SSH_TORCH_BLOCKS};
+use visage_neck::{validate_ssh_channels, NeckError, RetinaFaceFpn, Ssh, SSH_TORCH_BLOCKS};
 
 /// Configuration of a [`RetinaFaceNet`].
 #[derive(Debug, Clone)]
@@ -37,6 +37,8 @@ pub struct RetinaFaceOutputs<B: Backend> {
     pub landmarks: Tensor<B, 3>,
     /// `(height, width)` of each level, finest first.
     pub feature_sizes: Vec<(usize, usize)>,
+    /// `(height, width)` of the input batch.
+    pub input_size: (usize, usize),
 }
 
 /// The RetinaFace network.
@@ -64,6 +66,11 @@ pub struct RetinaFaceNet<B: Backend> {
 pub const RETINAFACE_STRIDES: [usize; 3] = [8, 16, 32];
 
 impl RetinaFaceNetConfig {
+    /// Checks the configuration: `out_channels` a positive multiple of 4 (SSH's rule).
+    pub fn validate(&self) -> Result<(), NeckError> {
+        validate_ssh_channels(self.out_channels)
+    }
+
     /// Builds the network (freshly initialised).
     pub fn init<B: Backend>(&self, device: &B::Device) -> RetinaFaceNet<B> {
         let strides = self.backbone.strides();
@@ -104,6 +111,7 @@ impl<B: Backend> RetinaFaceNet<B> {
     /// - `images`: `[B, 3, H, W]` (Pytorch_Retinaface: BGR minus (104, 117, 123))
     /// - outputs over `N = Σ_l h_l · w_l · A` priors (see [`RetinaFaceOutputs`])
     pub fn forward(&self, images: Tensor<B, 4>) -> RetinaFaceOutputs<B> {
+        let [_, _, height, width] = images.dims();
         let levels = self
             .body
             .forward(images)
@@ -135,6 +143,7 @@ impl<B: Backend> RetinaFaceNet<B> {
             class_logits: apply(&self.class_head, 2),
             landmarks: apply(&self.landmark_head, 10),
             feature_sizes,
+            input_size: (height, width),
         }
     }
 }

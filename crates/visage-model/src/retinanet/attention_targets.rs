@@ -25,8 +25,8 @@
 
 use visage_boxes::BoxXyxy;
 
-use crate::spec::{AttentionLevelsSpec, DetectorSpec};
-use crate::targets::{DenseTargets, FaceTargets};
+use super::spec::{AttentionLevelsSpec, RetinaNetSpec};
+use crate::common::targets::{DenseTargets, FaceTargets};
 
 /// Which faces fill which level's mask, resolved against the levels' strides and anchors.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,19 +63,19 @@ pub struct AttentionTargets {
 
 impl AttentionAssigner {
     /// The assigner of a spec with `[model.attention]`; `None` without it.
-    pub fn from_spec(spec: &DetectorSpec) -> Option<Self> {
+    pub fn from_spec(spec: &RetinaNetSpec) -> Option<Self> {
         let attention = spec.attention.as_ref()?;
         Some(Self::with_levels(spec, attention.levels))
     }
 
     /// The segmentation-mask assigner of a spec with `[model.segmentation]`; `None` without it.
-    pub fn for_segmentation(spec: &DetectorSpec) -> Option<Self> {
+    pub fn for_segmentation(spec: &RetinaNetSpec) -> Option<Self> {
         let segmentation = spec.segmentation.as_ref()?;
         Some(Self::with_levels(spec, segmentation.levels))
     }
 
     /// The assigner of `levels` over the spec's pyramid levels and anchors.
-    pub fn with_levels(spec: &DetectorSpec, levels: AttentionLevelsSpec) -> Self {
+    pub fn with_levels(spec: &RetinaNetSpec, levels: AttentionLevelsSpec) -> Self {
         let strides: Vec<usize> = spec
             .level_strides()
             .into_iter()
@@ -231,7 +231,7 @@ mod tests {
 
     /// P3..P7, anchors 16·2^(i/3) px as FAN: P3 area range [0.5·16², 2·25.4²] px², i.e.
     /// sides 11.3..35.9; P4 22.6..71.8; P5 45.3..143.7; ...
-    fn fan_spec() -> DetectorSpec {
+    fn fan_spec() -> RetinaNetSpec {
         toml::from_str(
             r#"
             [backbone.resnet]

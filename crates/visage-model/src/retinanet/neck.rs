@@ -6,9 +6,9 @@
 
 use burn::prelude::*;
 use visage_backbone::FeatureLevels;
-use visage_neck::{ExtraSource, Ffp, FfpConfig, Fpn, FpnConfig};
+use visage_neck::{ExtraSource, Ffp, FfpConfig, Fpn, FpnConfig, NeckError};
 
-use crate::spec::{ExtraSourceSpec, NeckSpec};
+use super::spec::{ExtraSourceSpec, NeckSpec};
 
 /// A feature pyramid: backbone levels C_min..C5 in, levels P_min..P_max out, every output
 /// level with the same channel count.
@@ -21,31 +21,56 @@ pub enum Neck<B: Backend> {
     Ffp(Ffp<B>),
 }
 
-impl<B: Backend> Neck<B> {
-    /// Builds the neck a validated spec describes, `in_channels` being the channels of the
-    /// backbone levels C_min..C5, finest first.
-    pub(crate) fn new(spec: &NeckSpec, in_channels: Vec<usize>, device: &B::Device) -> Self {
-        let extra_levels = (spec.max_level() - 5) as usize;
+/// The configuration of a [`Neck`], built from its spec: the neck crate's own config.
+#[derive(Debug, Clone)]
+pub(crate) enum NeckConfig {
+    /// RetinaNet's FPN.
+    Fpn(FpnConfig),
+    /// DF²S²'s feature fusion pyramid.
+    Ffp(FfpConfig),
+}
+
+impl NeckConfig {
+    /// The config `spec` describes, `in_channels` being the channels of the backbone levels
+    /// C_min..C5, finest first (levels above 5 are extra levels).
+    pub(crate) fn new(spec: &NeckSpec, in_channels: Vec<usize>) -> Self {
+        let extra_levels = spec.max_level().saturating_sub(5) as usize;
         match spec {
-            NeckSpec::Fpn(fpn) => Neck::Fpn(
+            NeckSpec::Fpn(fpn) => NeckConfig::Fpn(
                 FpnConfig::new(in_channels, fpn.channels)
                     .with_extra_levels(extra_levels)
                     .with_extra_source(match fpn.extra_source {
                         ExtraSourceSpec::C5 => ExtraSource::C5,
                         ExtraSourceSpec::P5 => ExtraSource::P5,
                         ExtraSourceSpec::Lateral => ExtraSource::Lateral,
-                    })
-                    .init(device),
+                    }),
             ),
-            NeckSpec::Ffp(ffp) => Neck::Ffp(
+            NeckSpec::Ffp(ffp) => NeckConfig::Ffp(
                 FfpConfig::new(in_channels, ffp.channels)
                     .with_extra_levels(extra_levels)
-                    .with_upsample_kernel(ffp.upsample_kernel)
-                    .init(device),
+                    .with_upsample_kernel(ffp.upsample_kernel),
             ),
         }
     }
 
+    /// The neck crate's validation of the chosen pyramid.
+    pub(crate) fn validate(&self) -> Result<(), NeckError> {
+        match self {
+            NeckConfig::Fpn(config) => config.validate(),
+            NeckConfig::Ffp(config) => config.validate(),
+        }
+    }
+
+    /// Builds the neck (freshly initialised).
+    pub(crate) fn init<B: Backend>(&self, device: &B::Device) -> Neck<B> {
+        match self {
+            NeckConfig::Fpn(config) => Neck::Fpn(config.init(device)),
+            NeckConfig::Ffp(config) => Neck::Ffp(config.init(device)),
+        }
+    }
+}
+
+impl<B: Backend> Neck<B> {
     /// Runs the pyramid.
     ///
     /// # Shapes

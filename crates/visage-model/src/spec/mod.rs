@@ -1,17 +1,39 @@
-//! `[model]`: which architecture, and its description. The table's `architecture` key picks
-//! the family (`"retinanet"`, the default when the key is absent, `"retinaface"` or `"srn"`);
-//! the rest of the table is that family's spec, read with unknown keys rejected.
+//! The spec layer: what a config's `[model]` and `[test]` tables say, as plain serde structs
+//! that reject unknown keys. `[model]`'s `architecture` key picks the family
+//! (`"retinanet"`, the default when the key is absent, `"retinaface"` or `"srn"`); the rest of
+//! the table is that family's spec (`crate::retinanet::RetinaNetSpec`, ...). This module holds
+//! the parts every family shares: the backbone ([`backbone`]), anchors, matching and coding
+//! ([`anchors`]), head normalisation ([`head`]), the focal / box loss settings ([`loss`]),
+//! `[test]` ([`test_time`]), the defaults (`defaults`) and the mapping of component errors
+//! to TOML keys (`keys`).
+
+pub mod anchors;
+pub mod backbone;
+pub(crate) mod defaults;
+pub mod head;
+pub(crate) mod keys;
+pub mod loss;
+pub mod test_time;
 
 use std::path::Path;
 
+use burn::prelude::Backend;
+use burn::tensor::backend::AutodiffBackend;
 use serde::de::Error as _;
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use anchors::{AnchorSpec, AssignSpec, CoderSpec};
+pub use backbone::{BackboneSpec, MobileNetSpec, ResNetSpec};
+pub use head::HeadNormSpec;
+pub use loss::{BoxLossSpec, LossSpec};
+pub use test_time::{TestSpec, TtaSpec};
+
 use crate::error::ModelError;
-use crate::retinaface_spec::RetinaFaceSpec;
-use crate::spec::{BackboneSpec, DetectorSpec};
-use crate::srn_spec::SrnSpec;
+use crate::family::{FamilySpec, WithFamily, WithTrainableFamily};
+use crate::retinaface::{RetinaFace, RetinaFaceSpec};
+use crate::retinanet::{RetinaNet, RetinaNetSpec};
+use crate::srn::{Srn, SrnSpec};
 
 /// The key that selects the architecture.
 const ARCHITECTURE: &str = "architecture";
@@ -42,19 +64,21 @@ impl Architecture {
     }
 }
 
-/// `[model]` of an experiment.
+/// `[model]` of an experiment: one variant per family. A new family is a folder with its
+/// spec and its [`DetectorFamily`](crate::DetectorFamily) implementation, plus a variant here
+/// (the matches below then name it).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelSpec {
     /// `architecture = "retinanet"` or no `architecture` key.
-    RetinaNet(DetectorSpec),
+    RetinaNet(RetinaNetSpec),
     /// `architecture = "retinaface"`.
     RetinaFace(RetinaFaceSpec),
     /// `architecture = "srn"`.
     Srn(SrnSpec),
 }
 
-impl From<DetectorSpec> for ModelSpec {
-    fn from(spec: DetectorSpec) -> Self {
+impl From<RetinaNetSpec> for ModelSpec {
+    fn from(spec: RetinaNetSpec) -> Self {
         ModelSpec::RetinaNet(spec)
     }
 }
@@ -72,36 +96,55 @@ impl From<SrnSpec> for ModelSpec {
 }
 
 impl ModelSpec {
+    /// The family's spec behind the variant.
+    fn family(&self) -> &dyn FamilySpec {
+        match self {
+            ModelSpec::RetinaNet(spec) => spec,
+            ModelSpec::RetinaFace(spec) => spec,
+            ModelSpec::Srn(spec) => spec,
+        }
+    }
+
     /// Which family this is.
     pub fn architecture(&self) -> Architecture {
-        match self {
-            ModelSpec::RetinaNet(_) => Architecture::RetinaNet,
-            ModelSpec::RetinaFace(_) => Architecture::RetinaFace,
-            ModelSpec::Srn(_) => Architecture::Srn,
-        }
+        self.family().architecture()
     }
 
     /// Checks every rule serde cannot; errors name the `model.*` key.
     pub fn validate(&self) -> Result<(), ModelError> {
-        match self {
-            ModelSpec::RetinaNet(spec) => spec.validate(),
-            ModelSpec::RetinaFace(spec) => spec.validate(),
-            ModelSpec::Srn(spec) => spec.validate(),
-        }
+        self.family().validate()
     }
 
     /// `[model.backbone.*]`.
     pub fn backbone(&self) -> &BackboneSpec {
-        match self {
-            ModelSpec::RetinaNet(spec) => &spec.backbone,
-            ModelSpec::RetinaFace(spec) => &spec.backbone,
-            ModelSpec::Srn(spec) => &spec.backbone,
-        }
+        self.family().backbone()
     }
 
     /// The initial backbone weights file of a new run, if any.
     pub fn backbone_weights(&self) -> Option<&Path> {
         self.backbone().weights()
+    }
+
+    /// Runs `task` with the type of the family this spec names (inference: any backend).
+    pub fn with_family<B: Backend, T: WithFamily<B>>(&self, task: T) -> T::Output {
+        match self {
+            ModelSpec::RetinaNet(spec) => task.run::<RetinaNet<B>>(spec),
+            ModelSpec::RetinaFace(spec) => task.run::<RetinaFace<B>>(spec),
+            ModelSpec::Srn(spec) => task.run::<Srn<B>>(spec),
+        }
+    }
+
+    /// Runs `task` with the type of the family this spec names, on an autodiff backend
+    /// (training, where the model also validates on the inner backend).
+    pub fn with_trainable_family<B: AutodiffBackend, T: WithTrainableFamily<B>>(
+        &self,
+        task: T,
+    ) -> T::Output {
+        match self {
+            ModelSpec::RetinaNet(spec) => task.run::<RetinaNet<B>>(spec),
+            ModelSpec::RetinaFace(spec) => task.run::<RetinaFace<B>>(spec),
+            ModelSpec::Srn(spec) => task.run::<Srn<B>>(spec),
+        }
     }
 }
 
@@ -115,7 +158,7 @@ impl<'de> Deserialize<'de> for ModelSpec {
         };
         let rest = toml::Value::Table(table);
         let spec = match architecture {
-            Architecture::RetinaNet => DetectorSpec::deserialize(rest).map(ModelSpec::RetinaNet),
+            Architecture::RetinaNet => RetinaNetSpec::deserialize(rest).map(ModelSpec::RetinaNet),
             Architecture::RetinaFace => {
                 RetinaFaceSpec::deserialize(rest).map(ModelSpec::RetinaFace)
             }

@@ -1,11 +1,93 @@
-//! Test-time settings that span passes: the input scale of an image (`[test] short_side`,
-//! `max_size`), the per-pass post-processing of test-time augmentation (`[test.tta]`), and the
-//! merge of every pass's candidates by one NMS.
+//! `[test]`: the post-processing of one pass (score threshold, top-k, NMS, cap), the input
+//! scale of an image (`short_side`, `max_size`) and the passes of test-time augmentation
+//! (`[test.tta]`). The merge of the passes is the predictor's (`visage-infer`).
 
-use visage_boxes::nms;
+use serde::{Deserialize, Serialize};
 
-use crate::postprocess::Detection;
-use crate::spec::TestSpec;
+use super::keys::{check_positive, check_unit, invalid};
+use crate::error::ModelError;
+
+/// `[test]`: post-processing at inference; every key is optional (defaults: score 0.05,
+/// top 5000, NMS 0.4, at most 750 detections, the image's own size).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TestSpec {
+    /// Detections scoring below this are dropped before NMS (RetinaFace's `detect.py`
+    /// rules: at or below).
+    pub score_threshold: f32,
+    /// At most this many candidates per image enter NMS.
+    pub pre_nms_top_k: usize,
+    /// NMS IoU threshold.
+    pub nms_threshold: f32,
+    /// At most this many detections per image are kept.
+    pub max_detections: usize,
+    /// If set, images whose longer side exceeds this are shrunk to it before detection
+    /// (after `short_side`).
+    pub max_size: Option<u32>,
+    /// If set, every image is resized (up or down) so that its shorter side is this many
+    /// pixels, before `max_size` caps the longer side (DF²S² tests at short side 800).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub short_side: Option<u32>,
+    /// `[test.tta]`: test-time augmentation; absent: one pass at the base scale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tta: Option<TtaSpec>,
+}
+
+/// `[test.tta]`: every image is also run at other scales and, with `flip`, mirrored; the
+/// candidates of all passes (each after the score threshold and `pre_nms_top_k`) are mapped
+/// back to the image and merged by ONE NMS, then capped at `max_detections`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TtaSpec {
+    /// Multipliers of the base test scale (`short_side` / `max_size`), e.g. `[0.5, 1.0, 1.5]`.
+    pub scales: Vec<f32>,
+    /// Also run each scale on the horizontally mirrored image.
+    #[serde(default)]
+    pub flip: bool,
+}
+
+impl Default for TestSpec {
+    fn default() -> Self {
+        Self {
+            score_threshold: 0.05,
+            pre_nms_top_k: 5000,
+            nms_threshold: 0.4,
+            max_detections: 750,
+            max_size: None,
+            short_side: None,
+            tta: None,
+        }
+    }
+}
+
+impl TestSpec {
+    /// Checks value ranges; the error names the `test.*` key.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        check_unit("test.score_threshold", self.score_threshold)?;
+        check_unit("test.nms_threshold", self.nms_threshold)?;
+        if self.pre_nms_top_k == 0 {
+            return Err(invalid("test.pre_nms_top_k", "must be > 0"));
+        }
+        if self.max_detections == 0 {
+            return Err(invalid("test.max_detections", "must be > 0"));
+        }
+        if self.max_size == Some(0) {
+            return Err(invalid("test.max_size", "must be > 0 when set"));
+        }
+        if self.short_side == Some(0) {
+            return Err(invalid("test.short_side", "must be > 0 when set"));
+        }
+        if let Some(tta) = &self.tta {
+            if tta.scales.is_empty() {
+                return Err(invalid("test.tta.scales", "must not be empty"));
+            }
+            for &scale in &tta.scales {
+                check_positive("test.tta.scales", scale)?;
+            }
+        }
+        Ok(())
+    }
+}
 
 impl TestSpec {
     /// Network-input pixels per image pixel for a `width × height` image: `short_side /
@@ -27,7 +109,7 @@ impl TestSpec {
 
     /// The settings each pass of test-time augmentation post-processes with: the same score
     /// threshold and `pre_nms_top_k`, no NMS (IoU threshold 1: nothing overlaps more) and no
-    /// cap beyond `pre_nms_top_k`, so every candidate reaches [`merge_passes`]. Without
+    /// cap beyond `pre_nms_top_k`, so every candidate reaches the merge of the passes. Without
     /// `[test.tta]` the settings themselves.
     pub fn per_pass(&self) -> TestSpec {
         match &self.tta {
@@ -57,31 +139,9 @@ impl TestSpec {
     }
 }
 
-/// Merges the candidates of every pass of one image (already in the image's frame): best
-/// first (equal scores keep pass order), one NMS at `test.nms_threshold`, at most
-/// `test.max_detections`.
-pub fn merge_passes(passes: Vec<Vec<Detection>>, test: &TestSpec) -> Vec<Detection> {
-    let mut all: Vec<Detection> = passes.into_iter().flatten().collect();
-    all.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let boxes: Vec<_> = all.iter().map(|d| d.bbox).collect();
-    let scores: Vec<f32> = all.iter().map(|d| d.score).collect();
-    let mut keep = nms(&boxes, &scores, test.nms_threshold);
-    keep.truncate(test.max_detections);
-    keep.into_iter().map(|k| all[k]).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::TtaSpec;
-
-    fn det(bbox: [f32; 4], score: f32) -> Detection {
-        Detection {
-            bbox,
-            score,
-            landmarks: None,
-        }
-    }
 
     #[test]
     fn input_scale_follows_short_side_then_max_size() {
@@ -142,41 +202,5 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("test.short_side"));
-    }
-
-    #[test]
-    fn merging_is_one_nms_over_the_union_of_the_passes() {
-        let test = TestSpec {
-            nms_threshold: 0.4,
-            max_detections: 2,
-            ..TestSpec::default()
-        };
-        // Pass 1 and pass 2 each found the face at [0, 0, 10, 10]; pass 2 also a second face
-        // and a low-scoring duplicate of it.
-        let merged = merge_passes(
-            vec![
-                vec![det([0.0, 0.0, 10.0, 10.0], 0.8)],
-                vec![
-                    det([1.0, 0.0, 11.0, 10.0], 0.9),
-                    det([50.0, 50.0, 60.0, 60.0], 0.7),
-                    det([51.0, 50.0, 61.0, 60.0], 0.3),
-                ],
-            ],
-            &test,
-        );
-        assert_eq!(
-            merged,
-            vec![
-                det([1.0, 0.0, 11.0, 10.0], 0.9),
-                det([50.0, 50.0, 60.0, 60.0], 0.7)
-            ]
-        );
-    }
-
-    #[test]
-    fn nms_at_threshold_one_keeps_every_candidate() {
-        // The per-pass settings must let even identical boxes through to the merge.
-        let boxes = [[0.0, 0.0, 10.0, 10.0]; 3];
-        assert_eq!(nms(&boxes, &[0.9, 0.8, 0.7], 1.0), vec![0, 1, 2]);
     }
 }

@@ -16,14 +16,16 @@
 
 use burn::prelude::*;
 
+use super::steps::FirstStep;
+use super::{Srn, SrnOutputs};
+use crate::common::loss::{box_loss, classification_loss};
+use crate::common::targets::{check_fit, DenseTargets, FaceTargets};
 use crate::error::ModelError;
-use crate::loss::{box_loss, classification_loss};
-use crate::srn_model::{FirstStep, Srn, SrnOutputs};
-use crate::targets::{check_fit, DenseTargets, FaceTargets};
+use crate::family::FaceLoss;
 
 /// The named parts of SRN's loss of one batch (scalars `[1]`, differentiable).
 #[derive(Debug, Clone)]
-pub struct SrnLossParts<B: Backend> {
+pub struct SrnLoss<B: Backend> {
     /// First-step focal loss on the STC levels (0 without STC).
     pub first_classification: Tensor<B, 1>,
     /// First-step box loss on the STR levels, before `box_weight` (0 without STR).
@@ -38,7 +40,7 @@ pub struct SrnLossParts<B: Backend> {
     pub num_positive: usize,
 }
 
-impl<B: Backend> SrnLossParts<B> {
+impl<B: Backend> SrnLoss<B> {
     /// The parts by name: `cls_first`, `box_first`, `cls`, `box`.
     pub fn named_parts(&self) -> Vec<(&'static str, Tensor<B, 1>)> {
         vec![
@@ -47,6 +49,16 @@ impl<B: Backend> SrnLossParts<B> {
             ("cls", self.classification.clone()),
             ("box", self.box_regression.clone()),
         ]
+    }
+}
+
+impl<B: Backend> From<SrnLoss<B>> for FaceLoss<B> {
+    fn from(loss: SrnLoss<B>) -> Self {
+        FaceLoss {
+            parts: loss.named_parts(),
+            total: loss.total,
+            num_positive: loss.num_positive,
+        }
     }
 }
 
@@ -111,22 +123,19 @@ impl<B: Backend> Srn<B> {
         })
     }
 
-    /// The training loss of `outputs` against the faces of each image of the batch.
-    pub fn loss(
+    /// The training loss of `outputs` against the faces of each image of the batch, part by
+    /// part.
+    pub fn loss_parts(
         &self,
         outputs: &SrnOutputs<B>,
         faces: &[FaceTargets],
-    ) -> Result<SrnLossParts<B>, ModelError> {
+    ) -> Result<SrnLoss<B>, ModelError> {
         let targets = self.targets(outputs, faces)?;
         Ok(self.loss_from_targets(outputs, &targets))
     }
 
     /// The loss against precomputed [`SrnTargets`].
-    pub fn loss_from_targets(
-        &self,
-        outputs: &SrnOutputs<B>,
-        targets: &SrnTargets,
-    ) -> SrnLossParts<B> {
+    pub fn loss_from_targets(&self, outputs: &SrnOutputs<B>, targets: &SrnTargets) -> SrnLoss<B> {
         let spec = &self.policy.spec.loss;
         let coder = &self.policy.coder;
         let normalizer = |t: &DenseTargets| t.num_positive().max(1) as f32;
@@ -159,7 +168,7 @@ impl<B: Backend> Srn<B> {
             + first_box_regression.clone() * spec.box_weight
             + classification.clone()
             + box_regression.clone() * spec.box_weight;
-        SrnLossParts {
+        SrnLoss {
             first_classification,
             first_box_regression,
             classification,

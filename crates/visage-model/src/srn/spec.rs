@@ -26,11 +26,19 @@
 //! ```
 
 use serde::{Deserialize, Serialize};
+use visage_anchors::{AnchorGenerator, MaxIouAssigner};
+use visage_backbone::BackboneConfig;
+use visage_boxes::BoxCoder;
+use visage_heads::SrnHeadConfig;
+use visage_neck::SrnNeckConfig;
 
 use crate::error::ModelError;
+use crate::family::FamilySpec;
+use crate::spec::backbone::{check_min_level, neck_in_channels};
+use crate::spec::head::HEAD_KEYS;
+use crate::spec::keys::{at_key, check_unit, invalid};
 use crate::spec::{
-    backbone_config, check_unit, invalid, validate_head, AnchorSpec, AssignSpec, BackboneSpec,
-    CoderSpec, HeadNormSpec, LossSpec,
+    defaults, AnchorSpec, Architecture, AssignSpec, BackboneSpec, CoderSpec, HeadNormSpec, LossSpec,
 };
 
 /// The coarsest level of SRN's pyramids: P7 / C7, stride 128.
@@ -72,13 +80,13 @@ pub struct SrnNeckSpec {
     /// Channels of every level of both feature sets (SRN: 256).
     pub channels: usize,
     /// Finest level: 2 (stride 4, SRN) or 3. The coarsest is always 7 (stride 128).
-    #[serde(default = "two")]
+    #[serde(default = "defaults::stride_4_min_level")]
     pub min_level: u32,
     /// Channels of C6 = 3×3/2 conv(C5) (SRN: 1024).
-    #[serde(default = "c6_channels")]
+    #[serde(default = "defaults::c6_channels")]
     pub c6_channels: usize,
     /// Channels of C7 = 3×3/2 conv(C6) (SRN: 256).
-    #[serde(default = "c7_channels")]
+    #[serde(default = "defaults::c7_channels")]
     pub c7_channels: usize,
 }
 
@@ -92,11 +100,11 @@ pub struct SrnHeadSpec {
     #[serde(default)]
     pub norm: HeadNormSpec,
     /// Initial face probability of every anchor (RetinaNet: 0.01).
-    #[serde(default = "prior_prob")]
+    #[serde(default = "defaults::prior_prob")]
     pub prior_prob: f32,
     /// Receptive field enrichment between the two 3×3 convs (SRN §3.3); `false` for the
     /// ablation without it.
-    #[serde(default = "yes")]
+    #[serde(default = "defaults::rfe")]
     pub rfe: bool,
 }
 
@@ -112,10 +120,10 @@ pub struct StcSpec {
     /// How many of the finest levels (SRN: 3, strides 4, 8, 16). 0 turns STC off.
     pub levels: usize,
     /// First-step face probability below which an anchor is dropped (SRN: 0.01).
-    #[serde(default = "drop_score")]
+    #[serde(default = "defaults::drop_score")]
     pub drop_score: f32,
     /// The first step's matching.
-    #[serde(default = "stc_assign")]
+    #[serde(default = "defaults::stc_assign")]
     pub assign: AssignSpec,
 }
 
@@ -137,56 +145,38 @@ impl SrnSpec {
             .collect()
     }
 
-    /// Checks every rule serde cannot; errors name the `model.*` key.
+    /// Checks every rule serde cannot, by building the component configs; errors name the
+    /// `model.*` key.
     pub fn validate(&self) -> Result<(), ModelError> {
-        backbone_config(&self.backbone)?;
-        if self.neck.channels == 0 {
-            return Err(invalid("model.neck.channels", "must be > 0"));
-        }
-        for (value, key) in [
-            (self.neck.c6_channels, "model.neck.c6_channels"),
-            (self.neck.c7_channels, "model.neck.c7_channels"),
-        ] {
-            if value == 0 {
-                return Err(invalid(key, "must be > 0"));
-            }
-        }
-        let min_level = self.neck.min_level;
-        if !(2..=3).contains(&min_level) {
-            return Err(invalid(
-                "model.neck.min_level",
-                format!("must be 2 or 3, got {min_level}"),
-            ));
-        }
-        let finest = 1usize << min_level;
-        if !self.backbone.strides().contains(&finest) {
-            return Err(invalid(
-                "model.neck.min_level",
-                format!(
-                    "the backbone has no stride-{finest} level (its strides: {:?})",
-                    self.backbone.strides()
-                ),
-            ));
-        }
-        validate_head(
-            "model.head",
+        self.components().map(|_| ())
+    }
+
+    /// Builds and validates every component config; errors name the TOML key.
+    pub(crate) fn components(&self) -> Result<SrnComponents, ModelError> {
+        let backbone = self.backbone.config()?;
+        check_min_level(&self.backbone, self.neck.min_level, "model.neck.min_level")?;
+        let neck_input_strides: Vec<usize> =
+            (self.neck.min_level..=5).map(|l| 1usize << l).collect();
+        let in_channels = neck_in_channels(&backbone, &neck_input_strides, "model.neck.min_level")?;
+        let neck = SrnNeckConfig::new(in_channels, self.neck.channels)
+            .with_c6_channels(self.neck.c6_channels)
+            .with_c7_channels(self.neck.c7_channels);
+        neck.validate()
+            .map_err(|e| at_key("model.neck", &[("out_channels", "channels")], e))?;
+        let head = SrnHeadConfig::new(
+            self.neck.channels,
             self.head.channels,
-            self.head.norm,
-            self.head.prior_prob,
-        )?;
-        if self.head.rfe && !self.head.channels.is_multiple_of(4) {
-            return Err(invalid(
-                "model.head.channels",
-                format!(
-                    "must be a multiple of 4 with model.head.rfe (four branches), got {}",
-                    self.head.channels
-                ),
-            ));
-        }
-        self.anchors.validate()?;
-        self.assign.validate("model.assign")?;
-        self.stc.assign.validate("model.stc.assign")?;
-        self.coder.validate()?;
+            self.anchors.per_location(),
+        )
+        .with_prior_prob(self.head.prior_prob as f64)
+        .with_norm(self.head.norm.norm())
+        .with_rfe(self.head.rfe);
+        head.validate()
+            .map_err(|e| at_key("model.head", HEAD_KEYS, e))?;
+        let anchors = self.anchors.generator(&self.level_strides())?;
+        let assigner = self.assign.assigner("model.assign")?;
+        let stc_assigner = self.stc.assign.assigner("model.stc.assign")?;
+        let coder = self.coder.coder()?;
         self.loss.validate()?;
         let levels = self.level_strides().len();
         for (value, key) in [
@@ -204,34 +194,46 @@ impl SrnSpec {
         if self.stc.drop_score >= 1.0 {
             return Err(invalid("model.stc.drop_score", "must be < 1"));
         }
-        Ok(())
+        Ok(SrnComponents {
+            backbone,
+            neck_input_strides,
+            neck,
+            head,
+            anchors,
+            assigner,
+            stc_assigner,
+            coder,
+        })
     }
 }
 
-fn two() -> u32 {
-    2
+/// The validated component configs of an SRN-family detector.
+#[derive(Debug, Clone)]
+pub(crate) struct SrnComponents {
+    pub(crate) backbone: BackboneConfig,
+    /// Strides of the backbone levels the neck consumes (C_min..C5), finest first.
+    pub(crate) neck_input_strides: Vec<usize>,
+    pub(crate) neck: SrnNeckConfig,
+    pub(crate) head: SrnHeadConfig,
+    pub(crate) anchors: AnchorGenerator,
+    /// The second step's (and STR's first step's) matching.
+    pub(crate) assigner: MaxIouAssigner,
+    /// STC's first-step matching.
+    pub(crate) stc_assigner: MaxIouAssigner,
+    pub(crate) coder: BoxCoder,
 }
-fn c6_channels() -> usize {
-    1024
-}
-fn c7_channels() -> usize {
-    256
-}
-fn prior_prob() -> f32 {
-    0.01
-}
-fn yes() -> bool {
-    true
-}
-fn drop_score() -> f32 {
-    0.01
-}
-fn stc_assign() -> AssignSpec {
-    AssignSpec {
-        positive_iou: 0.7,
-        negative_iou: 0.3,
-        force_best: true,
-        force_best_min_iou: 0.2,
+
+impl FamilySpec for SrnSpec {
+    fn architecture(&self) -> Architecture {
+        Architecture::Srn
+    }
+
+    fn validate(&self) -> Result<(), ModelError> {
+        SrnSpec::validate(self)
+    }
+
+    fn backbone(&self) -> &BackboneSpec {
+        &self.backbone
     }
 }
 
