@@ -215,19 +215,29 @@ fn spawn_decoder(
 ) -> (Receiver<Decoded>, JoinHandle<()>) {
     let (sender, receiver) = sync_channel::<Decoded>(chunk);
     let handle = std::thread::spawn(move || {
+        // A pool of its own: decoding never queues ahead of the backend's kernels on the
+        // global pool (the CPU backend runs its parallel kernels there).
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("visage-decode-{i}"))
+            .build()
+            .expect("a decoding thread pool");
         let indexed: Vec<(usize, PathBuf)> = paths.into_iter().enumerate().collect();
         for files in indexed.chunks(chunk) {
-            let decoded: Vec<Decoded> = files
-                .par_iter()
-                .map(|(index, path)| Decoded {
-                    index: *index,
-                    path: path.clone(),
-                    result: load_rgb(path).map(|image| {
-                        let passes = prepare_passes(&image, &norm, &test);
-                        (image, passes)
-                    }),
-                })
-                .collect();
+            let decoded: Vec<Decoded> = pool.install(|| {
+                files
+                    .par_iter()
+                    .map(|(index, path)| Decoded {
+                        index: *index,
+                        path: path.clone(),
+                        result: load_rgb(path).map(|image| {
+                            let passes = prepare_passes(&image, &norm, &test);
+                            (image, passes)
+                        }),
+                    })
+                    .collect()
+            });
             for d in decoded {
                 if sender.send(d).is_err() {
                     return;

@@ -62,6 +62,10 @@ pub struct EvalArgs {
     label: Option<String>,
     #[command(flatten)]
     test_time: TestTimeArgs,
+    /// With --split: images per forward pass (images of one size are batched together;
+    /// files are decoded up to twice this many ahead of the model).
+    #[arg(long, default_value_t = 8, requires = "split")]
+    batch_size: usize,
     /// Compute device: cpu, wgpu, cuda, cuda:N.
     #[arg(long, default_value = "cpu")]
     device: DeviceArg,
@@ -158,7 +162,8 @@ impl<B: Backend> WithFamily<B> for SplitFamily<'_, B> {
             .map_err(anyhow::Error::from)
             .and_then(|m| Ok(load_inference_weights(m, &self.weights)?))
             .with_context(|| format!("loading weights from {}", self.checkpoint.display()))?;
-        let predictor = Predictor::new(&model, self.test, config.data.input_norm(), &self.device)?;
+        let predictor = Predictor::new(&model, self.test, config.data.input_norm(), &self.device)?
+            .with_batch_size(args.batch_size);
         let bar = progress_bar(split);
         let progress = |done: usize, total: usize| {
             bar.set_length(total as u64);
