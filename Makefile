@@ -1,8 +1,10 @@
 # visage: the two commands a newcomer needs are `make quickstart` and `make test`.
 CARGO  ?= cargo
-VISAGE := target/debug/visage
+# Cargo's output folder: `target/`, or CARGO_TARGET_DIR when it is set.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+VISAGE := $(TARGET_DIR)/debug/visage
 # The quickstart trains with the release build (2.4x the dev build's images/s on 2 cores).
-VISAGE_RELEASE := target/release/visage
+VISAGE_RELEASE := $(TARGET_DIR)/release/visage
 # The shared WIDER FACE ground truth and fixtures live beside the repository; tests that need
 # them skip (printing why) when VISAGE_SHARED_DIR does not point at them.
 SHARED ?= $(abspath ../shared)
