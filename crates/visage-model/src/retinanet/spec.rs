@@ -2,7 +2,7 @@
 //! backbone + neck (RetinaNet's FPN, or DF²S²'s feature fusion pyramid) + class / box head
 //! shared across levels, optionally FAN's attention subnet or DF²S²'s segmentation branch.
 //! Plain serde structs that reject unknown keys; [`RetinaNetSpec::validate`] builds and
-//! validates the component configs ([`super::components`]) and names the offending key.
+//! validates the component configs (`components.rs`) and names the offending key.
 
 use serde::{Deserialize, Serialize};
 
