@@ -13,32 +13,8 @@ fn spec(box_loss: &str) -> crate::RetinaNetSpec {
 }
 
 fn spec_with(box_loss: &str, extra: &str) -> crate::RetinaNetSpec {
-    toml::from_str(&format!(
-        r#"
-            [backbone.resnet]
-            depth = 18
-            width_multiplier = 0.125
-            [neck.fpn]
-            channels = 16
-            min_level = 3
-            max_level = 5
-            [head]
-            channels = 16
-            convs = 1
-            norm = {{ group = 4 }}
-            [anchors]
-            base_factor = 2.0
-            scales = [1.0, 1.5]
-            ratios = [1.0]
-            [assign]
-            positive_iou = 0.5
-            negative_iou = 0.4
-            [loss]
-            box_loss = {box_loss}
-            {extra}
-            "#
-    ))
-    .unwrap()
+    let tiny = crate::tiny::RETINANET;
+    toml::from_str(&format!("{tiny}\n[loss]\nbox_loss = {box_loss}\n{extra}\n")).unwrap()
 }
 
 /// FAN: the attention subnet on top of the tiny RetinaNet.

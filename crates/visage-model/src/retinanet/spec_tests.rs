@@ -3,30 +3,8 @@
 use super::*;
 use crate::spec::{BoxLossSpec, ResNetSpec};
 
-pub(crate) const TINY: &str = r#"
-        [backbone.resnet]
-        depth = 18
-        width_multiplier = 0.125
-
-        [neck.fpn]
-        channels = 16
-        min_level = 3
-        max_level = 5
-
-        [head]
-        channels = 16
-        convs = 1
-        norm = { group = 4 }
-
-        [anchors]
-        base_factor = 2.0
-        scales = [1.0, 1.5]
-        ratios = [1.0]
-
-        [assign]
-        positive_iou = 0.5
-        negative_iou = 0.4
-    "#;
+/// The tiny RetinaNet of every family's tests.
+const TINY: &str = crate::tiny::RETINANET;
 
 #[test]
 fn parses_a_tiny_spec_with_defaults() {
@@ -45,10 +23,7 @@ fn parses_a_tiny_spec_with_defaults() {
 
 #[test]
 fn unknown_keys_and_variants_are_rejected() {
-    let typo = TINY.replace(
-        "channels = 16\n        convs",
-        "chanels = 16\n        convs",
-    );
+    let typo = TINY.replace("channels = 16\nconvs", "chanels = 16\nconvs");
     let err = toml::from_str::<RetinaNetSpec>(&typo)
         .unwrap_err()
         .to_string();
@@ -166,7 +141,7 @@ fn bad_attention_values_name_the_key() {
 /// TINY with DF²S²'s feature fusion pyramid, shared head convs and segmentation.
 fn df2s2(ffp: &str, head_extra: &str, segmentation: &str) -> String {
     TINY.replace(
-        "[neck.fpn]\n        channels = 16\n        min_level = 3\n        max_level = 5",
+        "[neck.fpn]\nchannels = 16\nmin_level = 3\nmax_level = 5",
         &format!("[neck.ffp]\n{ffp}"),
     )
     .replace("[head]", &format!("[head]\n{head_extra}"))

@@ -4,30 +4,9 @@ use super::*;
 use crate::spec::BackboneSpec;
 use burn::backend::Flex;
 
+/// The tiny RetinaNet with one more level (P3..P6).
 pub(crate) fn tiny_spec() -> RetinaNetSpec {
-    toml::from_str(
-        r#"
-            [backbone.resnet]
-            depth = 18
-            width_multiplier = 0.125
-            [neck.fpn]
-            channels = 16
-            min_level = 3
-            max_level = 6
-            [head]
-            channels = 16
-            convs = 1
-            norm = { group = 4 }
-            [anchors]
-            base_factor = 2.0
-            scales = [1.0, 1.5]
-            ratios = [1.0]
-            [assign]
-            positive_iou = 0.5
-            negative_iou = 0.4
-            "#,
-    )
-    .unwrap()
+    toml::from_str(&crate::tiny::RETINANET.replace("max_level = 5", "max_level = 6")).unwrap()
 }
 
 #[test]
