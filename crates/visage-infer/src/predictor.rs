@@ -91,11 +91,6 @@ impl<'m, B: Backend, M: DetectorFamily<B>> Predictor<'m, B, M> {
         self
     }
 
-    /// The `[test]` settings.
-    pub fn test(&self) -> &TestSpec {
-        &self.test
-    }
-
     /// The detections of one decoded image (its passes batched by size).
     pub fn detect_image(&self, image: &RgbImage) -> Vec<Detection> {
         let passes = prepare_passes(image, &self.norm, &self.test);

@@ -204,9 +204,4 @@ impl<B: Backend> FaceLoss<B> {
             self.parts.iter().map(|(name, t)| (*name, t)).collect();
         LossValues::read(&self.total, &parts, self.num_positive)
     }
-
-    /// The value of the part called `name`, as a tensor.
-    pub fn part(&self, name: &str) -> Option<&Tensor<B, 1>> {
-        self.parts.iter().find(|(n, _)| *n == name).map(|(_, t)| t)
-    }
 }

@@ -231,6 +231,16 @@ pub fn load_inference_weights<B: Backend, M: DetectorFamily<B>>(
     }
 }
 
+/// A model of family `M` built from its spec, with the weights `source` names
+/// ([`load_inference_weights`]): what `visage detect` and `visage eval --split` run.
+pub fn inference_model<B: Backend, M: DetectorFamily<B>>(
+    spec: &M::Spec,
+    source: &WeightsSource,
+    device: &B::Device,
+) -> Result<M, TrainError> {
+    load_inference_weights(M::new(spec, device)?, source)
+}
+
 /// Loads model weights and optimiser state into a run being resumed.
 pub fn load_for_resume<B, M, O>(
     dir: &Path,

@@ -7,7 +7,7 @@ use burn::optim::Optimizer;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::TensorData;
-use visage_data::Batch;
+use visage_data::{Batch, Target};
 use visage_model::{FaceTargets, LossValues, ModelError, TrainableFamily};
 
 use crate::data_parallel::{parallel_gradients, shard_ranges, ShardLoss};
@@ -51,11 +51,6 @@ where
         &self.optimizer
     }
 
-    /// The optimiser, to replace it (e.g. with a resumed run's state).
-    pub fn into_optimizer(self) -> O {
-        self.optimizer
-    }
-
     /// Forward, loss and backward over the shards of `batch`, then the optimiser step at
     /// learning rate `lr`; returns the updated model and the loss.
     ///
@@ -93,14 +88,13 @@ where
     }
 }
 
-/// The faces of a loader batch as the model's targets.
-pub fn face_targets(batch: &Batch) -> Vec<FaceTargets> {
-    batch
-        .targets
-        .iter()
+/// The faces of a loader batch as the model's targets (the boxes moved, not copied).
+fn face_targets(targets: Vec<Target>) -> Vec<FaceTargets> {
+    targets
+        .into_iter()
         .map(|t| FaceTargets {
-            boxes: t.boxes.clone(),
             landmarks: t.landmarks.iter().map(|l| l.map(|l| l.points)).collect(),
+            boxes: t.boxes,
         })
         .collect()
 }
@@ -114,7 +108,7 @@ struct Shard {
 /// The batch's pixels split into the shards of [`shard_ranges`], each with its image count
 /// (no copy for one shard), and every image's faces.
 fn into_shards(batch: Batch, replicas: usize) -> (Vec<(Shard, usize)>, Vec<FaceTargets>) {
-    let faces = face_targets(&batch);
+    let faces = face_targets(batch.targets);
     let per_image = 3 * batch.size * batch.size;
     let mut pixels = batch.images;
     let mut shards = Vec::new();

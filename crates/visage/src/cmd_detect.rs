@@ -10,7 +10,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use visage_infer::{Predictor, RunStats};
 use visage_model::{DetectorFamily, TestSpec, WithFamily};
-use visage_train::checkpoint::{inference_source, load_inference_weights, WeightsSource};
+use visage_train::checkpoint::{inference_model, inference_source, WeightsSource};
 use visage_train::ExperimentConfig;
 
 use crate::backend::{dispatch, BackendTask, DeviceArg};
@@ -134,9 +134,7 @@ impl<B: Backend> WithFamily<B> for DetectFamily<'_, B> {
 
     fn run<M: DetectorFamily<B>>(self, spec: &M::Spec) -> Result<()> {
         let DetectTask { args, files } = self.task;
-        let model = M::new(spec, &self.device)
-            .map_err(anyhow::Error::from)
-            .and_then(|m| Ok(load_inference_weights(m, &self.weights)?))
+        let model: M = inference_model(spec, &self.weights, &self.device)
             .with_context(|| format!("loading weights from {}", args.weights.display()))?;
         let predictor = Predictor::new(
             &model,

@@ -13,7 +13,7 @@ use visage_data::layout::Split;
 use visage_eval::{evaluate, plot_pr_curves, read_submission, EvalReport, GroundTruth};
 use visage_infer::{detect_split, evaluate_split, Predictor, RunStats};
 use visage_model::{DetectorFamily, TestSpec, WithFamily};
-use visage_train::checkpoint::{inference_source, load_inference_weights, WeightsSource};
+use visage_train::checkpoint::{inference_model, inference_source, WeightsSource};
 use visage_train::ExperimentConfig;
 
 use crate::backend::{dispatch, BackendTask, DeviceArg};
@@ -158,9 +158,7 @@ impl<B: Backend> WithFamily<B> for SplitFamily<'_, B> {
     fn run<M: DetectorFamily<B>>(self, spec: &M::Spec) -> Result<()> {
         let SplitTask { args, split } = self.task;
         let (config, out) = (self.config, &self.out);
-        let model = M::new(spec, &self.device)
-            .map_err(anyhow::Error::from)
-            .and_then(|m| Ok(load_inference_weights(m, &self.weights)?))
+        let model: M = inference_model(spec, &self.weights, &self.device)
             .with_context(|| format!("loading weights from {}", self.checkpoint.display()))?;
         let predictor = Predictor::new(&model, self.test, config.data.input_norm(), &self.device)?
             .with_batch_size(args.batch_size);

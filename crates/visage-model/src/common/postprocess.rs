@@ -3,6 +3,7 @@
 //! input, NMS and the per-image cap (the `[test]` settings) — with the family's
 //! [`DecodeRules`] (visage's, or Pytorch_Retinaface's `detect.py` for RetinaFace).
 
+use burn::prelude::{Backend, Tensor};
 use visage_boxes::{nms, BoxCoder, BoxXyxy};
 
 use crate::spec::TestSpec;
@@ -155,6 +156,11 @@ pub struct AnchorPredictions {
     /// `(height, width)` of the input batch (boxes are clipped to it under
     /// [`DecodeRules::clip_to_input`]).
     pub input_size: (usize, usize),
+}
+
+/// A tensor's values on the host, flattened: how families fill [`AnchorPredictions`].
+pub(crate) fn host<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
+    tensor.into_data().to_vec().expect("f32 outputs")
 }
 
 /// Detections of every image of the batch, best first (pixels of the network input).

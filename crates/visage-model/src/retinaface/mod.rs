@@ -27,11 +27,10 @@ pub use net::{
 };
 pub use spec::{RetinaFaceAssignSpec, RetinaFaceLossSpec, RetinaFaceSpec};
 
-use crate::common::postprocess::{AnchorPredictions, BatchAnchors, DecodeRules};
+use crate::common::postprocess::{host, AnchorPredictions, BatchAnchors, DecodeRules};
 use crate::common::targets::FaceTargets;
 use crate::error::ModelError;
 use crate::family::{DetectorFamily, FaceLoss};
-use crate::retinanet::host;
 use crate::spec::BackboneSpec;
 
 /// Everything about a RetinaFace that has no weights.

@@ -34,7 +34,7 @@ pub use spec::{
     RetinaNetSpec, SegmentationSpec,
 };
 
-use crate::common::postprocess::{AnchorPredictions, BatchAnchors, DecodeRules};
+use crate::common::postprocess::{host, AnchorPredictions, BatchAnchors, DecodeRules};
 use crate::common::targets::FaceTargets;
 use crate::error::ModelError;
 use crate::family::{DetectorFamily, FaceLoss};
@@ -202,11 +202,6 @@ impl<B: Backend> DetectorFamily<B> for RetinaNet<B> {
             input_size: outputs.input_size,
         }
     }
-}
-
-/// A tensor's values on the host, flattened.
-pub(crate) fn host<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
-    tensor.into_data().to_vec().expect("f32 outputs")
 }
 
 #[cfg(test)]

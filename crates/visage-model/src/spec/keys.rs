@@ -60,29 +60,18 @@ pub(crate) trait ComponentError: Display {
     fn component_field(&self) -> String;
 }
 
-impl ComponentError for HeadError {
-    fn component_field(&self) -> String {
-        self.field().into()
-    }
+/// The components whose errors name their field as a string slice.
+macro_rules! static_field_errors {
+    ($($error:ty),*) => {$(
+        impl ComponentError for $error {
+            fn component_field(&self) -> String {
+                self.field().into()
+            }
+        }
+    )*};
 }
 
-impl ComponentError for NeckError {
-    fn component_field(&self) -> String {
-        self.field().into()
-    }
-}
-
-impl ComponentError for BackboneError {
-    fn component_field(&self) -> String {
-        self.field().into()
-    }
-}
-
-impl ComponentError for BoxError {
-    fn component_field(&self) -> String {
-        self.field().into()
-    }
-}
+static_field_errors!(HeadError, NeckError, BackboneError, BoxError);
 
 impl ComponentError for AnchorError {
     fn component_field(&self) -> String {

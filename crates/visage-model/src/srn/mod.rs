@@ -34,11 +34,10 @@ pub use loss::{SrnLoss, SrnTargets};
 pub use spec::{SrnHeadSpec, SrnNeckSpec, SrnSpec, StcSpec, StrSpec, SRN_MAX_LEVEL};
 
 use self::steps::{FirstStep, SrnPolicy};
-use crate::common::postprocess::{AnchorPredictions, BatchAnchors, DecodeRules};
+use crate::common::postprocess::{host, AnchorPredictions, BatchAnchors, DecodeRules};
 use crate::common::targets::FaceTargets;
 use crate::error::ModelError;
 use crate::family::{DetectorFamily, FaceLoss};
-use crate::retinanet::host;
 
 /// An SRN-family face detector.
 #[derive(Module, Debug)]
