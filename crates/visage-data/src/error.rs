@@ -88,8 +88,11 @@ pub enum BadImageKind {
     Empty,
     /// The content is no known image format (e.g. a text file named `.jpg`).
     NotAnImage,
-    /// The header or data is invalid or truncated.
+    /// The header or data is invalid.
     Corrupt,
+    /// The file ends early: a JPEG before its end-of-image marker, or a PNG before its last
+    /// chunk (the JPEG decoder would otherwise fill the missing part with grey, silently).
+    Truncated,
     /// Width × height is over `max_image_pixels` (checked on the header, before decoding).
     TooLarge,
 }
@@ -102,6 +105,7 @@ impl std::fmt::Display for BadImageKind {
             BadImageKind::Empty => "empty",
             BadImageKind::NotAnImage => "not an image",
             BadImageKind::Corrupt => "corrupt",
+            BadImageKind::Truncated => "truncated",
             BadImageKind::TooLarge => "too large",
         })
     }

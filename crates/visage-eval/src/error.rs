@@ -60,6 +60,17 @@ pub enum EvalError {
         /// What was wrong.
         detail: String,
     },
+    /// No file of a submission folder is the `<event>/<image>.txt` of a ground-truth image
+    /// (an empty folder, or the wrong folder level): scoring it would report AP 0 as a result.
+    #[error("{}: no prediction file matches the ground truth: {detail}", path.display())]
+    NoMatchingPredictions {
+        /// The submission folder.
+        path: PathBuf,
+        /// `.txt` files found under it.
+        files: usize,
+        /// What was found, the layout expected and, where it can tell, the folder to pass.
+        detail: String,
+    },
     /// In-memory detections handed to [`crate::Predictions`] are not usable.
     #[error("detections for {event}/{image}, #{index}: {detail}")]
     Detection {

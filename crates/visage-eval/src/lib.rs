@@ -21,6 +21,7 @@ mod mat_write;
 pub mod plot;
 mod protocol;
 mod submission;
+mod submission_layout;
 
 pub use error::EvalError;
 pub use ground_truth::{EventGt, FaceAttributes, GroundTruth, ImageGt, Setting};

@@ -216,6 +216,11 @@ pub fn parse_submission(path: &Path, text: &str) -> Result<Vec<[f64; 5]>, EvalEr
 /// scores that image as having no detections, reads only the first `count` lines, and lets NaN
 /// and negative sizes through; the Python port crashes on most of these. We refuse the file so
 /// that a broken writer is not silently scored.)
+///
+/// A submission of which no file matches a ground-truth image (an empty folder, a folder one
+/// level too high or too low) is [`EvalError::NoMatchingPredictions`], saying how many `.txt`
+/// files it holds and which folder the layout expected: scored, it would give AP 0 as if it
+/// were a result.
 pub fn read_submission(dir: &Path, gt: &GroundTruth) -> Result<Submission, EvalError> {
     let events: HashSet<&str> = gt.events.iter().map(|e| e.name.as_str()).collect();
     let mut unknown_events = Vec::new();
@@ -276,6 +281,9 @@ pub fn read_submission(dir: &Path, gt: &GroundTruth) -> Result<Submission, EvalE
             }
             None => out.missing.push((event.to_string(), image.to_string())),
         }
+    }
+    if out.predictions.num_images() == 0 && gt.num_images() > 0 {
+        return Err(crate::submission_layout::no_match_error(dir, gt));
     }
     Ok(out)
 }

@@ -3,6 +3,12 @@
 //! `batch_size` images at a time have their passes grouped by input size, each group one
 //! forward pass; each image's passes are post-processed and merged ([`merge_passes`]).
 //! Results come back in file order.
+//!
+//! Files are decoded with [`load_rgb_limited`]: an image whose header says it is larger than
+//! the pixel limit ([`Predictor::with_max_image_pixels`], by default
+//! [`DEFAULT_MAX_IMAGE_PIXELS`], as the training config's `[data] max_image_pixels`) is
+//! refused before any pixel is decoded, and a truncated file is refused rather than detected
+//! on as grey; either comes back as that file's error, and the other files are still run.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -12,7 +18,7 @@ use std::time::Instant;
 use burn::prelude::*;
 use image::RgbImage;
 use rayon::prelude::*;
-use visage_data::{load_rgb, DataError};
+use visage_data::{load_rgb_limited, DataError, DEFAULT_MAX_IMAGE_PIXELS};
 use visage_model::{Detection, DetectorFamily, ModelError, TestSpec};
 
 use crate::batch::{detect_batch, group_by_size, BatchTiming};
@@ -26,6 +32,7 @@ pub struct Predictor<'m, B: Backend, M: DetectorFamily<B>> {
     test: TestSpec,
     norm: InputNorm,
     batch_size: usize,
+    max_image_pixels: u64,
     device: B::Device,
 }
 
@@ -65,7 +72,8 @@ struct Decoded {
 
 impl<'m, B: Backend, M: DetectorFamily<B>> Predictor<'m, B, M> {
     /// A predictor of `model` with `[test]` settings `test` (validated here) and the input
-    /// normalisation the model was trained with; batches of 8 images.
+    /// normalisation the model was trained with; batches of 8 images, files over
+    /// [`DEFAULT_MAX_IMAGE_PIXELS`] refused.
     ///
     /// # Errors
     /// [`ModelError::InvalidConfig`] naming the `test.*` key.
@@ -81,8 +89,18 @@ impl<'m, B: Backend, M: DetectorFamily<B>> Predictor<'m, B, M> {
             test,
             norm,
             batch_size: 8,
+            max_image_pixels: DEFAULT_MAX_IMAGE_PIXELS,
             device: device.clone(),
         })
+    }
+
+    /// Refuse files whose header says width × height is above `max_pixels` (at least 1),
+    /// before decoding them ([`Predictor::run`] reports them as that file's
+    /// [`DataError::BadImage`], kind `TooLarge`); pass the experiment's
+    /// `[data] max_image_pixels`.
+    pub fn with_max_image_pixels(mut self, max_pixels: u64) -> Self {
+        self.max_image_pixels = max_pixels.max(1);
+        self
     }
 
     /// Images per forward pass (images of one size are batched together; at least 1).
@@ -144,7 +162,8 @@ impl<'m, B: Backend, M: DetectorFamily<B>> Predictor<'m, B, M> {
     }
 
     /// Detects every file of `paths`, calling `on_image` once per file in order (a file that
-    /// cannot be read comes with its error and no detections). Decoding runs ahead on
+    /// cannot be read, is truncated or is over the pixel limit comes with its error and no
+    /// detections). Decoding runs ahead on
     /// rayon's threads, `2 × batch_size` files at a time, at most two such chunks ahead of
     /// the model.
     ///
@@ -156,8 +175,13 @@ impl<'m, B: Backend, M: DetectorFamily<B>> Predictor<'m, B, M> {
         mut on_image: impl FnMut(Detected) -> Result<(), E>,
     ) -> Result<RunStats, E> {
         let started = Instant::now();
-        let (receiver, decoder) =
-            spawn_decoder(paths, 2 * self.batch_size, self.norm, self.test.clone());
+        let (receiver, decoder) = spawn_decoder(
+            paths,
+            2 * self.batch_size,
+            self.max_image_pixels,
+            self.norm,
+            self.test.clone(),
+        );
         let mut stats = RunStats::default();
         let outcome = (|| loop {
             let batch = next_batch(&receiver, self.batch_size);
@@ -199,12 +223,13 @@ impl<'m, B: Backend, M: DetectorFamily<B>> Predictor<'m, B, M> {
     }
 }
 
-/// Decodes and pre-processes `paths` in chunks on rayon's worker threads, sending them in
-/// order through a channel of `chunk` slots: at most one chunk waits decoded while the next
-/// is being decoded.
+/// Decodes (refusing files over `max_pixels`) and pre-processes `paths` in chunks on rayon's
+/// worker threads, sending them in order through a channel of `chunk` slots: at most one
+/// chunk waits decoded while the next is being decoded.
 fn spawn_decoder(
     paths: Vec<PathBuf>,
     chunk: usize,
+    max_pixels: u64,
     norm: InputNorm,
     test: TestSpec,
 ) -> (Receiver<Decoded>, JoinHandle<()>) {
@@ -226,7 +251,7 @@ fn spawn_decoder(
                     .map(|(index, path)| Decoded {
                         index: *index,
                         path: path.clone(),
-                        result: load_rgb(path).map(|image| {
+                        result: load_rgb_limited(path, max_pixels).map(|image| {
                             let passes = prepare_passes(&image, &norm, &test);
                             (image, passes)
                         }),

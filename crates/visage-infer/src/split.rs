@@ -13,7 +13,9 @@ use crate::predictor::{Predictor, RunStats};
 
 /// Detects every image of `split` under the WIDER root `root`, writing the submission
 /// (`<out>/<event>/<name>.txt`) when `out` is given; `progress(done, total)` is called after
-/// each image. An image that cannot be read stops the run with an error naming it.
+/// each image. An image that cannot be read, is truncated or is over the predictor's pixel
+/// limit ([`Predictor::with_max_image_pixels`]) stops the run with an error naming it: the
+/// official protocol scores every image of the split.
 pub fn detect_split<B: Backend, M: DetectorFamily<B>>(
     predictor: &Predictor<'_, B, M>,
     root: &Path,

@@ -1,5 +1,6 @@
 //! Tests of the predictor on a tiny RetinaNet: batching, test-time augmentation, files in
-//! order with bad ones reported, and a WIDER split evaluated end to end.
+//! order with bad ones reported (unreadable, truncated, over the pixel limit), and a WIDER
+//! split evaluated end to end.
 
 use burn::backend::Flex;
 use image::RgbImage;
@@ -227,6 +228,76 @@ fn a_synthetic_val_split_is_detected_written_and_scored() {
     let read = visage_eval::read_submission(&out, &gt).unwrap();
     let again = visage_eval::evaluate(&gt, &read.predictions);
     assert!((again.easy.ap - report.easy.ap).abs() < 1e-9);
+    // Images over the pixel limit stop the split with an error naming the file and the limit.
+    let small = predictor.with_max_image_pixels(100);
+    let e = evaluate_split(
+        &small,
+        &root,
+        visage_data::layout::Split::Val,
+        None,
+        |_, _| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains(".jpg") && e.contains("too large") && e.contains("max_image_pixels = 100"),
+        "{e}"
+    );
+}
+
+#[test]
+fn images_over_the_pixel_limit_or_truncated_are_refused_and_the_others_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.png");
+    // Grey and flat: a few hundred bytes on disk for 1.2 megapixels.
+    image::GrayImage::new(1200, 1000).save(&big).unwrap();
+    assert!(std::fs::metadata(&big).unwrap().len() < 10_000);
+    let jpeg = dir.path().join("whole.jpg");
+    textured(160, 120).save(&jpeg).unwrap();
+    let bytes = std::fs::read(&jpeg).unwrap();
+    let cut = dir.path().join("cut.jpg");
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    let small = dir.path().join("small.png");
+    textured(48, 32).save(&small).unwrap();
+    let paths = vec![small.clone(), big.clone(), cut.clone(), jpeg.clone()];
+    let test = TestSpec {
+        score_threshold: 0.0,
+        max_detections: 5,
+        ..Default::default()
+    };
+    let model = tiny_model();
+    let limited = predictor(&model, test, 255.0)
+        .with_batch_size(2)
+        .with_max_image_pixels(1_000_000);
+    let mut errors = Vec::new();
+    let stats = limited
+        .run(paths, |d| -> Result<(), String> {
+            match d.image {
+                Ok(_) => assert!(!d.detections.is_empty(), "{}", d.path.display()),
+                Err(e) => {
+                    assert!(d.detections.is_empty());
+                    errors.push((d.path, e.to_string()));
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!((stats.images, stats.failures), (2, 2));
+    assert_eq!(errors[0].0, big);
+    assert!(
+        errors[0].1.contains("big.png")
+            && errors[0].1.contains("1200×1000")
+            && errors[0].1.contains("max_image_pixels = 1000000"),
+        "{}",
+        errors[0].1
+    );
+    assert_eq!(errors[1].0, cut);
+    assert!(errors[1].1.contains("truncated"), "{}", errors[1].1);
+    // The default limit (50 megapixels) lets the 1.2-megapixel image through.
+    let stats = predictor(&model, TestSpec::default(), 255.0)
+        .run(vec![big], |_| -> Result<(), String> { Ok(()) })
+        .unwrap();
+    assert_eq!((stats.images, stats.failures), (1, 0));
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

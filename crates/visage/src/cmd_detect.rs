@@ -1,13 +1,19 @@
 //! `visage detect`: run a trained detector over files and directories of images.
+//!
+//! A file that cannot be used — unreadable, not an image, truncated, or over the pixel limit
+//! (`--max-image-pixels`, else the experiment config's `[data] max_image_pixels`, checked on
+//! the header before decoding) — is reported on stderr naming the file and why, the other
+//! files are still detected and written, and the command then exits non-zero.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use burn::prelude::Backend;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use visage_data::{BadImageKind, DataError};
 use visage_infer::{Predictor, RunStats};
 use visage_model::{DetectorFamily, TestSpec, WithFamily};
 use visage_train::checkpoint::{inference_model, inference_source, WeightsSource};
@@ -46,6 +52,14 @@ pub struct DetectArgs {
     /// Write copies of the images with the detections drawn into this directory.
     #[arg(long)]
     draw: Option<PathBuf>,
+    /// With --draw: draw only detections scoring at least this (the JSON, JSON-lines and
+    /// submission outputs keep every detection above --score-threshold).
+    #[arg(long, default_value_t = 0.5, requires = "draw")]
+    draw_threshold: f32,
+    /// Refuse images whose header says width × height is above this, before decoding them
+    /// (default: the config's data.max_image_pixels, 50 megapixels unless set).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_image_pixels: Option<u64>,
     /// Minimum score (overrides the config's test.score_threshold).
     #[arg(long)]
     score_threshold: Option<f32>,
@@ -104,9 +118,7 @@ impl BackendTask for DetectTask {
     type Output = ();
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
-        let (config, weights) =
-            inference_source(&self.args.weights, self.args.config.as_deref())
-                .with_context(|| format!("loading weights from {}", self.args.weights.display()))?;
+        let (config, weights) = inference_source(&self.args.weights, self.args.config.as_deref())?;
         let test = self.args.test_spec(&config)?;
         config
             .model
@@ -134,16 +146,20 @@ impl<B: Backend> WithFamily<B> for DetectFamily<'_, B> {
 
     fn run<M: DetectorFamily<B>>(self, spec: &M::Spec) -> Result<()> {
         let DetectTask { args, files } = self.task;
-        let model: M = inference_model(spec, &self.weights, &self.device)
-            .with_context(|| format!("loading weights from {}", args.weights.display()))?;
+        let model: M = inference_model(spec, &self.weights, &self.device)?;
         let predictor = Predictor::new(
             &model,
             self.test,
             self.config.data.input_norm(),
             &self.device,
         )?
-        .with_batch_size(args.batch_size);
-        let mut sinks = Sinks::open(args.json, args.jsonl, args.submission, args.draw)?;
+        .with_batch_size(args.batch_size)
+        .with_max_image_pixels(
+            args.max_image_pixels
+                .unwrap_or(self.config.data.max_image_pixels),
+        );
+        let draw = args.draw.map(|dir| (dir, args.draw_threshold));
+        let mut sinks = Sinks::open(args.json, args.jsonl, args.submission, draw)?;
         let bar = if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(files.len() as u64);
             bar.set_style(
@@ -162,7 +178,15 @@ impl<B: Backend> WithFamily<B> for DetectFamily<'_, B> {
                     bar.suspend(|| sinks.write(&detected.path, image, &detected.detections))
                 }
                 Err(error) => {
-                    bar.suspend(|| eprintln!("skipping {}: {error:#}", detected.path.display()));
+                    // The error names the file.
+                    let hint = match error {
+                        DataError::BadImage {
+                            kind: BadImageKind::TooLarge,
+                            ..
+                        } => " (raise the limit with --max-image-pixels)",
+                        _ => "",
+                    };
+                    bar.suspend(|| eprintln!("skipping {error:#}{hint}"));
                     Ok(())
                 }
             }
@@ -174,7 +198,7 @@ impl<B: Backend> WithFamily<B> for DetectFamily<'_, B> {
         print_timing(&stats);
         if stats.failures > 0 {
             bail!(
-                "{} of {total} images could not be read (listed above)",
+                "{} of {total} images could not be used (listed above)",
                 stats.failures
             );
         }

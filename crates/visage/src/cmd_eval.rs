@@ -43,7 +43,9 @@ pub struct EvalArgs {
     /// Where to write the submission (default: <checkpoint>/../eval-<split>/predictions).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Score an existing submission folder (<dir>/<event>/<image>.txt).
+    /// Score an existing submission folder (<dir>/<event>/<image>.txt; a folder in which no
+    /// file matches a ground-truth image is an error, images without a file are counted and
+    /// scored as no detections).
     #[arg(long, requires = "gt")]
     predictions: Option<PathBuf>,
     /// Folder with wider_face_val.mat and wider_{easy,medium,hard}_val.mat.
@@ -62,6 +64,11 @@ pub struct EvalArgs {
     label: Option<String>,
     #[command(flatten)]
     test_time: TestTimeArgs,
+    /// With --split: refuse images whose header says width × height is above this, before
+    /// decoding them; such an image stops the evaluation (default: the checkpoint config's
+    /// data.max_image_pixels).
+    #[arg(long, requires = "split", value_parser = clap::value_parser!(u64).range(1..))]
+    max_image_pixels: Option<u64>,
     /// With --split: images per forward pass (images of one size are batched together;
     /// files are decoded up to twice this many ahead of the model).
     #[arg(long, default_value_t = 8, requires = "split")]
@@ -112,8 +119,7 @@ impl BackendTask for SplitTask {
             .weights
             .clone()
             .expect("clap requires --weights with --split");
-        let (mut config, source) = inference_source(&weights, None)
-            .with_context(|| format!("loading weights from {}", weights.display()))?;
+        let (mut config, source) = inference_source(&weights, None)?;
         let WeightsSource::Checkpoint(checkpoint) = source.clone() else {
             unreachable!("without --config the weights are a checkpoint")
         };
@@ -158,10 +164,13 @@ impl<B: Backend> WithFamily<B> for SplitFamily<'_, B> {
     fn run<M: DetectorFamily<B>>(self, spec: &M::Spec) -> Result<()> {
         let SplitTask { args, split } = self.task;
         let (config, out) = (self.config, &self.out);
-        let model: M = inference_model(spec, &self.weights, &self.device)
-            .with_context(|| format!("loading weights from {}", self.checkpoint.display()))?;
+        let model: M = inference_model(spec, &self.weights, &self.device)?;
         let predictor = Predictor::new(&model, self.test, config.data.input_norm(), &self.device)?
-            .with_batch_size(args.batch_size);
+            .with_batch_size(args.batch_size)
+            .with_max_image_pixels(
+                args.max_image_pixels
+                    .unwrap_or(config.data.max_image_pixels),
+            );
         let bar = progress_bar(split);
         let progress = |done: usize, total: usize| {
             bar.set_length(total as u64);
@@ -224,8 +233,17 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if let (Some(pred_dir), Some(gt_dir)) = (&args.predictions, &args.gt) {
         let gt = GroundTruth::read_dir(gt_dir)
             .with_context(|| format!("reading the ground truth in {}", gt_dir.display()))?;
-        let submission = read_submission(pred_dir, &gt)
-            .with_context(|| format!("reading the submission in {}", pred_dir.display()))?;
+        // A submission matching no ground-truth image is an error (it would score AP 0).
+        let submission = read_submission(pred_dir, &gt)?;
+        if !submission.missing.is_empty() {
+            eprintln!(
+                "warning: {} of the ground truth's {} images have no prediction file in {} \
+                 (scored as no detections, as the official protocol does)",
+                submission.missing.len(),
+                gt.num_images(),
+                pred_dir.display()
+            );
+        }
         for (event, image) in submission.missing.iter().take(10) {
             eprintln!("warning: no prediction file {event}/{image}.txt (counted as no detections)");
         }

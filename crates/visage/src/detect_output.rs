@@ -63,21 +63,24 @@ pub struct Sinks {
     json: Option<(PathBuf, Vec<JsonImage>)>,
     jsonl: Option<(PathBuf, BufWriter<File>)>,
     submission: Option<PathBuf>,
-    draw: Option<PathBuf>,
+    /// The folder of drawn images and the lowest score drawn.
+    draw: Option<(PathBuf, f32)>,
     /// Print each image's boxes on stdout (when no file output was asked for).
     pub print: bool,
     written: usize,
 }
 
 impl Sinks {
-    /// Opens the requested outputs (creating directories and the JSON-lines file).
+    /// Opens the requested outputs (creating directories and the JSON-lines file). `draw` is
+    /// the folder of drawn images and the lowest score drawn there (the other outputs keep
+    /// every detection).
     pub fn open(
         json: Option<PathBuf>,
         jsonl: Option<PathBuf>,
         submission: Option<PathBuf>,
-        draw: Option<PathBuf>,
+        draw: Option<(PathBuf, f32)>,
     ) -> Result<Self> {
-        for dir in submission.iter().chain(&draw) {
+        for dir in submission.iter().chain(draw.iter().map(|(dir, _)| dir)) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let jsonl = match jsonl {
@@ -103,10 +106,15 @@ impl Sinks {
     pub fn write(&mut self, path: &Path, image: &RgbImage, detections: &[Detection]) -> Result<()> {
         let index = self.written;
         self.written += 1;
-        if let Some(dir) = &self.draw {
+        if let Some((dir, threshold)) = &self.draw {
             let out = drawn_path(dir, path, index);
             let mut copy = image.clone();
-            draw_detections(&mut copy, detections);
+            let shown: Vec<Detection> = detections
+                .iter()
+                .filter(|d| d.score >= *threshold)
+                .copied()
+                .collect();
+            draw_detections(&mut copy, &shown);
             copy.save(&out)
                 .with_context(|| format!("writing {}", out.display()))?;
         }
@@ -197,4 +205,42 @@ fn drawn_path(dir: &Path, source: &Path, index: usize) -> PathBuf {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "image".into());
     dir.join(format!("{index:05}_{stem}.png"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detection(x: f32, score: f32) -> Detection {
+        Detection {
+            bbox: [x, 4.0, x + 10.0, 20.0],
+            score,
+            landmarks: None,
+        }
+    }
+
+    #[test]
+    fn drawing_keeps_detections_at_or_above_the_draw_threshold_and_json_keeps_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let (json, drawn) = (dir.path().join("d.json"), dir.path().join("drawn"));
+        let mut sinks =
+            Sinks::open(Some(json.clone()), None, None, Some((drawn.clone(), 0.5))).unwrap();
+        let image = RgbImage::new(64, 32);
+        let dets = [
+            detection(2.0, 0.9),
+            detection(22.0, 0.5),
+            detection(42.0, 0.3),
+        ];
+        sinks.write(Path::new("ev/a.jpg"), &image, &dets).unwrap();
+        sinks.finish().unwrap();
+        let out = image::open(drawn.join("00000_a.png")).unwrap().into_rgb8();
+        // The left edge (x1, mid-height) of each box: drawn at 0.9 and 0.5, not at 0.3.
+        let black = image::Rgb([0, 0, 0]);
+        assert_ne!(*out.get_pixel(2, 12), black);
+        assert_ne!(*out.get_pixel(22, 12), black);
+        assert_eq!(*out.get_pixel(42, 12), black);
+        let text = std::fs::read_to_string(&json).unwrap();
+        let records: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(records[0]["detections"].as_array().unwrap().len(), 3);
+    }
 }

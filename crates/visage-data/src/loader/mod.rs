@@ -45,7 +45,8 @@
 //!
 //! Files: `config.rs` ([`LoaderConfig`], [`OnBadImage`], validation) and [`defaults`] (every
 //! field's default), `decode.rs` ([`load_rgb`], [`load_rgb_limited`] and the bad-image
-//! checks), `sample.rs` (the per-sample pipeline above), `batch.rs` ([`Batch`] and the types
+//! checks), `jpeg_end.rs` (where a JPEG stream ends: truncated files are refused),
+//! `sample.rs` (the per-sample pipeline above), `batch.rs` ([`Batch`] and the types
 //! it holds, assembling a batch, replacing bad images), `prefetch.rs` ([`EpochIter`] and its
 //! producer thread).
 
@@ -62,6 +63,7 @@ mod batch;
 mod config;
 mod decode;
 pub mod defaults;
+mod jpeg_end;
 mod prefetch;
 mod sample;
 
@@ -120,7 +122,19 @@ impl Loader {
     /// ones wait in a bounded channel while the next is being made (see the module docs).
     /// After an error (e.g. a bad image in error mode, named in the error) the iterator ends.
     pub fn epoch(&self, epoch: usize) -> EpochIter {
-        EpochIter::start(Arc::clone(&self.inner), epoch, self.batches_per_epoch())
+        self.epoch_from(epoch, 0)
+    }
+
+    /// The batches `first..` of `epoch`: the rest of an epoch a run resumes in the middle of.
+    /// Batch `k` is the same as [`epoch`](Self::epoch)'s `k`-th (order and augmentation
+    /// depend only on the seed, the epoch and the batch); `first` past the end gives none.
+    pub fn epoch_from(&self, epoch: usize, first: usize) -> EpochIter {
+        EpochIter::start(
+            Arc::clone(&self.inner),
+            epoch,
+            first,
+            self.batches_per_epoch(),
+        )
     }
 }
 

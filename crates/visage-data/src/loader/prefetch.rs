@@ -21,10 +21,15 @@ pub struct EpochIter {
 }
 
 impl EpochIter {
-    /// Starts the producer thread of `epoch`'s first `batches` batches, which waits whenever
+    /// Starts the producer thread of `epoch`'s batches `first..batches`, which waits whenever
     /// `prefetch_batches` finished ones fill the channel. A thread that cannot be spawned is
     /// reported by the first [`Iterator::next`].
-    pub(super) fn start(inner: Arc<Inner>, epoch: usize, batches: usize) -> EpochIter {
+    pub(super) fn start(
+        inner: Arc<Inner>,
+        epoch: usize,
+        first: usize,
+        batches: usize,
+    ) -> EpochIter {
         let prepared = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&prepared);
         let (tx, rx) = sync_channel(inner.cfg.prefetch_batches);
@@ -32,7 +37,7 @@ impl EpochIter {
             .name("visage-data-prefetch".into())
             .spawn(move || {
                 let order = inner.order(epoch);
-                for b in 0..batches {
+                for b in first..batches {
                     let item = inner.batch(epoch, &order, b);
                     counter.fetch_add(1, Ordering::SeqCst);
                     let failed = item.is_err();
@@ -45,7 +50,7 @@ impl EpochIter {
             Ok(h) => EpochIter {
                 rx: Some(rx),
                 handle: Some(h),
-                remaining: batches,
+                remaining: batches.saturating_sub(first),
                 spawn_error: None,
                 prepared,
             },

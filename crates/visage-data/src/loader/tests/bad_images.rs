@@ -76,7 +76,7 @@ fn load_rgb_limited_names_each_kind_of_bad_image() {
     let ds = bad_fixture(dir.path());
     let d = dir.path();
     for (file, kind) in [
-        ("ev/trunc.jpg", BadImageKind::Corrupt),
+        ("ev/trunc.jpg", BadImageKind::Truncated),
         ("ev/empty.jpg", BadImageKind::Empty),
         ("ev/text.jpg", BadImageKind::NotAnImage),
         ("ev/missing.jpg", BadImageKind::Missing),
@@ -161,7 +161,7 @@ fn skip_mode_keeps_batches_full_reports_and_is_thread_independent() {
         "missing: missing.jpg",
         "empty: empty.jpg",
         "not an image: text.jpg",
-        "corrupt: trunc.jpg",
+        "truncated: trunc.jpg",
         "too large: img_8.png",
     ] {
         assert!(line.contains(part), "{line}");

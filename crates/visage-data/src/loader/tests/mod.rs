@@ -1,6 +1,8 @@
 //! Loader tests on a small fixture written by the tests: the pipeline (determinism,
-//! augmentations, configuration, prefetch) and bad images (skip and error modes).
+//! augmentations, configuration, prefetch), bad images (skip and error modes) and truncated
+//! ones.
 
 mod bad_images;
 mod fixtures;
 mod pipeline;
+mod truncated;

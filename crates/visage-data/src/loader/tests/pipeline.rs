@@ -46,6 +46,11 @@ fn batches_identical_across_thread_counts() {
         .any(|x| x.targets.iter().any(|t| !t.boxes.is_empty())));
     let next: Vec<Batch> = one.epoch(1).collect::<Result<_, _>>().unwrap();
     assert_ne!(a, next, "a new epoch reshuffles and re-augments");
+    // A run resumed mid-epoch gets the rest of the epoch, batch for batch.
+    let rest: Vec<Batch> = three.epoch_from(0, 1).collect::<Result<_, _>>().unwrap();
+    assert_eq!(rest, a[1..]);
+    assert_eq!(one.epoch_from(0, 3).count(), 0);
+    assert_eq!(one.epoch_from(0, 7).count(), 0, "past the end: nothing");
 }
 
 #[test]
