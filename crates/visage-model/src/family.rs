@@ -87,6 +87,18 @@ pub trait DetectorFamily<B: Backend>: Module<B> + Sized {
             .map_err(|e| weights_error(path, e))
     }
 
+    /// The bytes [`save_weights`](Self::save_weights) writes, in memory (a checkpoint checks
+    /// and checksums them before anything reaches the disk).
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidInput`] if the weights cannot be serialised.
+    fn weights_bytes(&self) -> Result<Vec<u8>, ModelError> {
+        let mut store = SafetensorsStore::from_bytes(None).skip_enum_variants(true);
+        self.save_into(&mut store)
+            .and_then(|_| store.get_bytes())
+            .map_err(|e| ModelError::InvalidInput(format!("serialising the weights: {e}")))
+    }
+
     /// Loads every weight from a file [`save_weights`](Self::save_weights) wrote for the same
     /// spec (any backend): every tensor, or an error naming the file.
     ///

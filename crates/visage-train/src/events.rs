@@ -34,6 +34,13 @@ pub enum TrainEvent<'a> {
     },
     /// A new run's backbone was initialised from this file.
     BackboneInitialised(&'a Path),
+    /// A checkpoint of the run directory was not usable to resume from (corrupt, incomplete).
+    CheckpointPassedOver {
+        /// The checkpoint.
+        dir: &'a Path,
+        /// Why.
+        reason: &'a str,
+    },
     /// The run continues from a checkpoint.
     Resumed {
         /// The checkpoint.
@@ -43,7 +50,7 @@ pub enum TrainEvent<'a> {
         /// Iterations it had completed.
         iteration: usize,
     },
-    /// An epoch starts.
+    /// An epoch starts (or continues, when a run resumes within it).
     EpochStarted {
         /// 0-based epoch.
         epoch: usize,
@@ -51,6 +58,8 @@ pub enum TrainEvent<'a> {
         epochs: usize,
         /// Steps in the epoch.
         steps: usize,
+        /// Steps of it already done (0 unless resumed mid-epoch).
+        first: usize,
     },
     /// A step finished.
     Step {
@@ -64,6 +73,30 @@ pub enum TrainEvent<'a> {
         loss: &'a LossValues,
         /// Throughput since the last logged step.
         images_per_s: f64,
+    },
+    /// A step's loss exceeded `train.loss_spike_factor` times the running mean.
+    LossSpike {
+        /// 0-based epoch.
+        epoch: usize,
+        /// Iterations done (1-based).
+        iteration: usize,
+        /// The step's total loss.
+        loss: f32,
+        /// The running mean before it.
+        running_mean: f64,
+    },
+    /// A step was skipped for a non-finite loss or gradient (`train.on_non_finite = "skip"`).
+    StepSkipped {
+        /// 0-based epoch.
+        epoch: usize,
+        /// Iterations done (1-based).
+        iteration: usize,
+        /// What was not finite.
+        detail: &'a str,
+        /// Skipped in a row, this one included.
+        consecutive: usize,
+        /// `train.max_consecutive_skips`.
+        limit: usize,
     },
     /// An epoch finished (before its validation and checkpoint).
     EpochFinished {
@@ -91,7 +124,7 @@ pub enum TrainEvent<'a> {
     Validated(&'a EvalRecord),
     /// A checkpoint was written and published as `last` (and `best` when `best`).
     CheckpointSaved {
-        /// The epoch's checkpoint directory.
+        /// The checkpoint directory (an epoch's, or `last` within an epoch).
         dir: &'a Path,
         /// Whether it became `best`.
         best: bool,

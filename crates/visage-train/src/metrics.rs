@@ -7,13 +7,16 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::error::{io, TrainError};
+use visage_model::LossValues;
+
+use crate::error::{io, write_error, TrainError};
 
 /// Appends JSON lines to `metrics.jsonl`.
 #[derive(Debug)]
 pub struct MetricsLog {
     path: PathBuf,
     file: File,
+    len: u64,
 }
 
 impl MetricsLog {
@@ -24,10 +27,23 @@ impl MetricsLog {
             .append(true)
             .open(path)
             .map_err(io(path))?;
+        let len = file.metadata().map_err(io(path))?.len();
         Ok(Self {
             path: path.to_path_buf(),
             file,
+            len,
         })
+    }
+
+    /// The log's length in bytes: what a checkpoint records, so that a resumed run can cut
+    /// off the lines an interrupted run wrote after it.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing is logged yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     /// Writes one record as a line and flushes it.
@@ -37,7 +53,9 @@ impl MetricsLog {
         self.file
             .write_all(line.as_bytes())
             .and_then(|_| self.file.flush())
-            .map_err(io(&self.path))
+            .map_err(write_error(&self.path))?;
+        self.len += line.len() as u64;
+        Ok(())
     }
 }
 
@@ -64,6 +82,62 @@ pub struct StepRecord {
     pub images_per_s: f64,
     /// Seconds since the run (or the resume) started.
     pub elapsed_s: f64,
+}
+
+impl StepRecord {
+    /// The record of the step that ended iteration `iteration` with `loss`.
+    pub fn new(
+        epoch: usize,
+        iteration: usize,
+        lr: f64,
+        loss: &LossValues,
+        images_per_s: f64,
+        elapsed_s: f64,
+    ) -> Self {
+        StepRecord {
+            kind: "train",
+            epoch,
+            iteration,
+            lr,
+            loss: loss.total,
+            parts: loss
+                .parts
+                .iter()
+                .map(|(name, v)| (format!("loss_{name}"), *v))
+                .collect(),
+            positives: loss.num_positive,
+            images_per_s,
+            elapsed_s,
+        }
+    }
+}
+
+/// A step skipped for a non-finite loss or gradient (`train.on_non_finite = "skip"`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SkipRecord {
+    /// `"skipped"`.
+    pub kind: &'static str,
+    /// 0-based epoch.
+    pub epoch: usize,
+    /// Global iteration (1-based).
+    pub iteration: usize,
+    /// Learning rate the step would have used.
+    pub lr: f64,
+    /// What was not finite.
+    pub detail: String,
+}
+
+impl SkipRecord {
+    /// The record of the step of iteration `iteration`.
+    pub fn new(epoch: usize, iteration: usize, lr: f64, detail: &str) -> Self {
+        SkipRecord {
+            kind: "skipped",
+            epoch,
+            iteration,
+            lr,
+            detail: detail.to_string(),
+        }
+    }
 }
 
 /// A validation record.

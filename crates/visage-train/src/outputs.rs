@@ -1,7 +1,7 @@
 //! What a training run leaves behind, in its run directory: the metrics log, validation on
 //! the val split at the configured cadence (through the one predictor of `visage-infer`),
-//! each epoch's checkpoint published as `last` and, when it scores best, `best`, and the
-//! pruning of old epochs.
+//! each epoch's checkpoint published as `last` and, when it scores best, `best`, checkpoints
+//! within an epoch written as `last`, and the pruning of old epochs.
 
 use std::marker::PhantomData;
 use std::time::Instant;
@@ -17,7 +17,7 @@ use crate::checkpoint::{publish_checkpoint, save_checkpoint, TrainState};
 use crate::config::ExperimentConfig;
 use crate::error::TrainError;
 use crate::events::TrainEvent;
-use crate::metrics::{EvalRecord, MetricsLog, StepRecord};
+use crate::metrics::{EvalRecord, MetricsLog, SkipRecord, StepRecord};
 use crate::run_dir::prune_checkpoints;
 use crate::training_loop::RunOutputs;
 
@@ -50,6 +50,29 @@ where
 {
     fn log_step(&mut self, record: &StepRecord) -> Result<(), TrainError> {
         self.metrics.append(record)
+    }
+
+    fn log_skipped(&mut self, record: &SkipRecord) -> Result<(), TrainError> {
+        self.metrics.append(record)
+    }
+
+    fn checkpoint(
+        &mut self,
+        model: &M,
+        optimizer: &O,
+        state: &mut TrainState,
+        events: &mut dyn FnMut(TrainEvent),
+    ) -> Result<(), TrainError> {
+        state.score = None;
+        state.is_best = false;
+        state.metrics_bytes = Some(self.metrics.len());
+        let last = self.config.run_dir.join("last");
+        save_checkpoint(&last, model, optimizer, state, self.config)?;
+        events(TrainEvent::CheckpointSaved {
+            dir: &last,
+            best: false,
+        });
+        Ok(())
     }
 
     fn end_epoch(
@@ -85,6 +108,8 @@ where
         if improved {
             state.best_score = state.score.or(state.best_score);
         }
+        state.is_best = improved;
+        state.metrics_bytes = Some(self.metrics.len());
         let run_dir = &config.run_dir;
         let epoch_dir = run_dir.join(format!("epoch-{:04}", state.epochs_done));
         save_checkpoint(&epoch_dir, model, optimizer, state, config)?;
@@ -111,7 +136,8 @@ pub fn validate<B: Backend, M: DetectorFamily<B>>(
     progress: impl FnMut(usize, usize),
 ) -> Result<EvalRecord, TrainError> {
     let started = Instant::now();
-    let predictor = Predictor::new(model, config.test.clone(), config.data.input_norm(), device)?;
+    let predictor = Predictor::new(model, config.test.clone(), config.data.input_norm(), device)?
+        .with_max_image_pixels(config.data.max_image_pixels);
     let (report, _) = evaluate_split(&predictor, &config.data.root, Split::Val, None, progress)?;
     Ok(EvalRecord {
         kind: "val",

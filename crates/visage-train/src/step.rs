@@ -1,9 +1,12 @@
 //! One training step: a loader batch split into `replicas` data-parallel shards, forward,
-//! loss and backward on each (see [`crate::data_parallel`]), then one optimiser step.
+//! loss and backward on each (see [`crate::data_parallel`]), then one optimiser step — unless
+//! the loss or a gradient is NaN or infinite, in which case nothing is applied and the caller
+//! decides (`train.on_non_finite`).
 
 use std::marker::PhantomData;
 
-use burn::optim::Optimizer;
+use burn::module::{AutodiffModule, ModuleVisitor, Param};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::TensorData;
@@ -23,11 +26,34 @@ pub struct TrainStep<B: AutodiffBackend, M, O> {
 
 /// What one step did.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StepOutcome {
-    /// The loss before the update (image-weighted over shards).
-    pub loss: LossValues,
+pub enum StepOutcome {
+    /// The update was applied.
+    Applied {
+        /// The loss before the update (image-weighted over shards).
+        loss: LossValues,
+        /// Images in the batch.
+        images: usize,
+    },
+    /// The loss or a gradient was NaN or infinite: the optimiser state and the weights are
+    /// unchanged, and so are the batch-norm running statistics when `reverted`.
+    NonFinite {
+        /// What was not finite (`loss: total NaN (cls …)`, or `gradients (loss total …)`).
+        detail: String,
+        /// Images in the batch.
+        images: usize,
+        /// Whether the running statistics were put back (every step but a model's first,
+        /// whose parameters were not initialised before it).
+        reverted: bool,
+    },
+}
+
+impl StepOutcome {
     /// Images in the batch.
-    pub images: usize,
+    pub fn images(&self) -> usize {
+        match self {
+            StepOutcome::Applied { images, .. } | StepOutcome::NonFinite { images, .. } => *images,
+        }
+    }
 }
 
 impl<B, M, O> TrainStep<B, M, O>
@@ -52,17 +78,22 @@ where
     }
 
     /// Forward, loss and backward over the shards of `batch`, then the optimiser step at
-    /// learning rate `lr`; returns the updated model and the loss.
+    /// learning rate `lr`; returns the updated model and the loss. A non-finite loss or
+    /// gradient returns the model as it was ([`StepOutcome::NonFinite`]).
     ///
     /// # Errors
-    /// [`ModelError::NonFiniteLoss`] before any gradient is applied (the model is dropped:
-    /// the caller's last checkpoint is the state to return to); [`ModelError::InvalidInput`]
-    /// when the targets do not fit the batch.
+    /// [`ModelError::InvalidInput`] when the targets do not fit the batch.
     pub fn run(&mut self, model: M, batch: Batch, lr: f64) -> Result<(M, StepOutcome), ModelError> {
         let images = batch.targets.len();
         let size = batch.size;
         let (shards, faces) = into_shards(batch, self.replicas);
         let device = &self.device;
+        // The state to return to if the step is not finite: its forward passes have already
+        // pushed this batch's statistics into the batch-norm running averages. Recording the
+        // model first also folds the previous step's running-statistics update in, as the
+        // next forward pass would. Not before the first step, whose forward pass initialises
+        // the parameters (a record would, in another order: another initialisation).
+        let before = initialised(&model).then(|| model.clone().into_record());
         let step = parallel_gradients(&model, shards, |replica: &M, shard: Shard| {
             let n = shard.rows.len();
             let images = Tensor::<B, 4>::from_data(
@@ -76,16 +107,96 @@ where
                 total: loss.total,
                 values,
             })
-        })?;
+        });
+        let step = match step {
+            Ok(step) => step,
+            Err(ModelError::NonFiniteLoss(detail)) => {
+                return Ok(not_applied(
+                    model,
+                    before,
+                    format!("loss: {detail}"),
+                    images,
+                ));
+            }
+            Err(other) => return Err(other),
+        };
+        if !gradients_finite(&model, &step.grads) {
+            let detail = format!("gradients (loss {})", step.values.describe());
+            return Ok(not_applied(model, before, detail, images));
+        }
         let model = self.optimizer.step(lr, model, step.grads);
         Ok((
             model,
-            StepOutcome {
+            StepOutcome::Applied {
                 loss: step.values,
                 images,
             },
         ))
     }
+}
+
+/// The outcome of a step that is not applied: `model` as `before` holds it, with the running
+/// statistics' pending updates (this step's forward passes) dropped — Burn's running states
+/// keep each thread's latest update aside until the next read, and only a fresh running state
+/// (as the inner model converted back gives) starts without one.
+fn not_applied<B: AutodiffBackend, M: AutodiffModule<B>>(
+    model: M,
+    before: Option<M::Record>,
+    detail: String,
+    images: usize,
+) -> (M, StepOutcome) {
+    let reverted = before.is_some();
+    let model = match before {
+        Some(record) => M::from_inner(model.valid()).load_record(record),
+        None => model,
+    };
+    let outcome = StepOutcome::NonFinite {
+        detail,
+        images,
+        reverted,
+    };
+    (model, outcome)
+}
+
+/// Whether every parameter of `model` is initialised (Burn initialises them lazily, at their
+/// first use).
+fn initialised<B: Backend, M: Module<B>>(model: &M) -> bool {
+    struct Check(bool);
+    impl<B: Backend> ModuleVisitor<B> for Check {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.0 &= param.is_initialized();
+        }
+    }
+    let mut check = Check(true);
+    model.visit(&mut check);
+    check.0
+}
+
+/// Whether every gradient of `model`'s parameters in `grads` is finite. One number is read
+/// back: the sum over all gradients of `g · 0`, which is 0 unless some value is NaN or
+/// infinite (and cannot overflow, as a plain sum of large gradients could).
+fn gradients_finite<B: AutodiffBackend, M: Module<B>>(model: &M, grads: &GradientsParams) -> bool {
+    struct Zeros<'a, B: AutodiffBackend> {
+        grads: &'a GradientsParams,
+        sums: Vec<Tensor<B::InnerBackend, 1>>,
+    }
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Zeros<'_, B> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
+                self.sums.push(g.mul_scalar(0.0).sum());
+            }
+        }
+    }
+    let mut zeros = Zeros::<B> {
+        grads,
+        sums: Vec::new(),
+    };
+    model.visit(&mut zeros);
+    if zeros.sums.is_empty() {
+        return true;
+    }
+    let total: f32 = Tensor::cat(zeros.sums, 0).sum().into_scalar().elem();
+    total.is_finite()
 }
 
 /// The faces of a loader batch as the model's targets (the boxes moved, not copied).

@@ -1,6 +1,7 @@
-//! `train`: a run assembled from its parts — the run directory and data set, the loader and
-//! schedule, the model of the configured family (initial backbone weights, or the resumed
-//! checkpoint), the optimiser, then [`run_epochs`] with the run directory's outputs.
+//! `train`: a run assembled from its parts — the run directory (locked for the run) and data
+//! set, the loader and schedule, the model of the configured family (initial backbone
+//! weights, or the newest good checkpoint when resuming), the optimiser, then [`run_epochs`]
+//! with the run directory's outputs.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -13,13 +14,14 @@ use burn::tensor::backend::AutodiffBackend;
 use visage_data::Loader;
 use visage_model::{LossValues, TrainableFamily, WithTrainableFamily};
 
-use crate::checkpoint::{load_for_resume, TrainState};
+use crate::checkpoint::{find_resumable, load_for_resume, prepare_resume, TrainState};
 use crate::config::{ExperimentConfig, OptimizerKind};
 use crate::dataset::{ensure_dataset, train_dataset};
-use crate::error::{io, TrainError};
+use crate::error::{io, write_error, TrainError};
 use crate::events::TrainEvent;
+use crate::guard::GuardSettings;
 use crate::outputs::RunDirOutputs;
-use crate::run_dir::clear_previous_run;
+use crate::run_dir::{clear_previous_run, RunLock};
 use crate::schedule::LrSchedule;
 use crate::step::TrainStep;
 use crate::training_loop::{run_epochs, LoopSettings};
@@ -27,13 +29,16 @@ use crate::training_loop::{run_epochs, LoopSettings};
 /// How a training run is driven (beyond its config).
 #[derive(Debug, Clone, Default)]
 pub struct TrainOptions {
-    /// Continue from `run_dir/last` (model, optimiser, schedule position).
+    /// Continue from the newest good checkpoint of the run directory (model, optimiser,
+    /// schedule and epoch position, divergence guard, metrics).
     pub resume: bool,
     /// Start over in a run directory that already holds checkpoints (they are deleted).
     pub overwrite: bool,
-    /// Stop after this many iterations in total (a dry run: build, load, step, no checkpoint
-    /// unless an epoch completes).
+    /// Stop after this many iterations in total, with a checkpoint to resume from.
     pub max_iterations: Option<usize>,
+    /// With `max_iterations`: a check of the set-up, which writes no checkpoint unless an
+    /// epoch completes.
+    pub dry_run: bool,
 }
 
 /// What a finished run reports.
@@ -64,10 +69,13 @@ pub fn train<B: AutodiffBackend>(
     let started = Instant::now();
     let run_dir = &config.run_dir;
     std::fs::create_dir_all(run_dir).map_err(io(run_dir))?;
+    // Held until the run returns: one writer per run directory, `--overwrite` included.
+    let _lock = RunLock::acquire(run_dir)?;
     if !options.resume {
         clear_previous_run(run_dir, options.overwrite)?;
     }
-    std::fs::write(run_dir.join("config.toml"), config.to_toml()).map_err(io(run_dir))?;
+    let resolved = run_dir.join("config.toml");
+    std::fs::write(&resolved, config.to_toml()).map_err(write_error(&resolved))?;
     ensure_dataset(&config.data, |synth| {
         events(TrainEvent::GeneratingSynth {
             root: &config.data.root,
@@ -203,16 +211,14 @@ impl<B: AutodiffBackend> FamilyRun<'_, '_, B> {
             events,
         } = self;
         let (model, optimizer, mut state) = if options.resume {
-            let last = config.run_dir.join("last");
-            if !last.is_dir() {
-                return Err(TrainError::Checkpoint {
-                    path: last,
-                    message: "--resume needs a previous run's `last` checkpoint".into(),
-                });
+            let from = find_resumable(&config.run_dir)?;
+            for (dir, reason) in &from.passed_over {
+                events(TrainEvent::CheckpointPassedOver { dir, reason });
             }
-            let (model, optimizer, state) = load_for_resume(&last, model, optimizer, device)?;
+            let (model, optimizer, state) = load_for_resume(&from.dir, model, optimizer, device)?;
+            prepare_resume(&config.run_dir, &from)?;
             events(TrainEvent::Resumed {
-                from: &last,
+                from: &from.dir,
                 epochs_done: state.epochs_done,
                 iteration: state.iteration,
             });
@@ -225,7 +231,10 @@ impl<B: AutodiffBackend> FamilyRun<'_, '_, B> {
         let settings = LoopSettings {
             epochs: config.train.epochs,
             log_every: config.train.log_every,
+            checkpoint_every: config.train.checkpoint_every,
             max_iterations: options.max_iterations,
+            checkpoint_on_stop: !options.dry_run,
+            guard: GuardSettings::of(&config.train),
         };
         let (_, summary) = run_epochs(
             model,

@@ -1,5 +1,6 @@
 //! Tests of the loop on a tiny RetinaNet and an in-memory batch source: three steps, a
-//! resume through a real checkpoint, and a non-finite loss.
+//! resume through a real checkpoint (at an epoch's end, and mid-epoch with momentum: bit for
+//! bit), a non-finite loss stopping the run, and skipped steps.
 
 use std::path::Path;
 
@@ -11,8 +12,9 @@ use visage_data::{Batch, FaceStats, Target};
 use visage_model::{DetectorFamily, RetinaNet};
 
 use super::*;
-use crate::checkpoint::load_for_resume;
+use crate::checkpoint::{find_resumable, load_for_resume};
 use crate::config::ExperimentConfig;
+use crate::metrics::SkipRecord;
 use crate::outputs::RunDirOutputs;
 
 type Ad = Autodiff<Flex>;
@@ -35,6 +37,20 @@ fn same_start(dir: &Path) -> impl Fn() -> Model {
 
 fn step() -> TrainStep<Ad, Model, ModelSgd> {
     TrainStep::new(SgdConfig::new().init(), 1, &Default::default())
+}
+
+/// SGD with momentum 0.9 and weight decay: optimiser state that a resume must restore.
+fn momentum_sgd() -> ModelSgd {
+    SgdConfig::new()
+        .with_momentum(Some(burn::optim::momentum::MomentumConfig {
+            momentum: 0.9,
+            dampening: 0.0,
+            nesterov: false,
+        }))
+        .with_weight_decay(Some(burn::optim::decay::WeightDecayConfig {
+            penalty: 1e-4,
+        }))
+        .init()
 }
 
 /// Two 32 × 32 images with one face each, pixels from `seed`.
@@ -64,8 +80,12 @@ impl BatchSource for Batches {
         self.0.len()
     }
 
-    fn epoch(&self, _epoch: usize) -> Box<dyn Iterator<Item = Result<Batch, DataError>> + '_> {
-        Box::new(self.0.iter().cloned().map(Ok))
+    fn epoch(
+        &self,
+        _epoch: usize,
+        first: usize,
+    ) -> Box<dyn Iterator<Item = Result<Batch, DataError>> + '_> {
+        Box::new(self.0.iter().skip(first).cloned().map(Ok))
     }
 }
 
@@ -78,11 +98,27 @@ fn three() -> Batches {
 struct Recorded {
     steps: Vec<StepRecord>,
     epochs_ended: Vec<usize>,
+    skipped: Vec<usize>,
 }
 
 impl<M, O> RunOutputs<M, O> for Recorded {
     fn log_step(&mut self, record: &StepRecord) -> Result<(), TrainError> {
         self.steps.push(record.clone());
+        Ok(())
+    }
+
+    fn log_skipped(&mut self, record: &SkipRecord) -> Result<(), TrainError> {
+        self.skipped.push(record.iteration);
+        Ok(())
+    }
+
+    fn checkpoint(
+        &mut self,
+        _model: &M,
+        _optimizer: &O,
+        _state: &mut TrainState,
+        _events: &mut dyn FnMut(TrainEvent),
+    ) -> Result<(), TrainError> {
         Ok(())
     }
 
@@ -102,7 +138,14 @@ fn settings(epochs: usize) -> LoopSettings {
     LoopSettings {
         epochs,
         log_every: 1,
+        checkpoint_every: 0,
         max_iterations: None,
+        checkpoint_on_stop: true,
+        guard: GuardSettings {
+            on_non_finite: crate::NonFinitePolicy::Stop,
+            max_consecutive_skips: 2,
+            loss_spike_factor: 10.0,
+        },
     }
 }
 
@@ -295,18 +338,185 @@ fn a_non_finite_loss_stops_the_run_naming_the_step_and_saves_nothing() {
         &mut outputs,
         &mut |_| {},
     );
+    // The first step's loss and gradients are finite; its update is not, and the second
+    // step's loss shows it.
     match result {
         Err(TrainError::NonFiniteLoss {
             epoch, iteration, ..
-        }) => assert_eq!((epoch, iteration), (0, 1)),
+        }) => assert_eq!((epoch, iteration), (0, 2)),
         Err(other) => panic!("{other}"),
         Ok((_, summary)) => panic!("no error: {:?}", summary.last_loss),
     }
-    assert_eq!(state.iteration, 1, "the first step counted");
+    assert_eq!(state.iteration, 2);
     assert_eq!(state.epochs_done, 0);
     assert!(
         outputs.epochs_ended.is_empty(),
         "no epoch end, no checkpoint"
     );
     assert_eq!(outputs.steps.len(), 1);
+}
+
+/// Every value of the model's parameters and running statistics (their pending updates folded
+/// in), in visiting order.
+fn values(model: &Model) -> Vec<f32> {
+    let _ = burn::module::Module::into_record(model.clone());
+    struct All(Vec<f32>);
+    impl burn::module::ModuleVisitor<Ad> for All {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<Ad, D>>) {
+            let data = param.val().into_data().convert::<f32>();
+            self.0.extend(data.to_vec::<f32>().unwrap());
+        }
+    }
+    let mut all = All(Vec::new());
+    burn::module::Module::visit(model, &mut all);
+    all.0
+}
+
+#[test]
+fn a_run_stopped_mid_epoch_resumes_bit_for_bit_with_momentum_and_batch_norm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.train.epochs = 2;
+    let device = Default::default();
+    let initial = same_start(dir.path());
+    // The uninterrupted run: two epochs of three steps.
+    let mut whole = Recorded::default();
+    let mut whole_state = TrainState::default();
+    let (reference, _) = run_epochs(
+        initial(),
+        &mut TrainStep::new(momentum_sgd(), 1, &device),
+        &mut whole_state,
+        &three(),
+        &schedule(),
+        &settings(2),
+        Instant::now(),
+        &mut whole,
+        &mut |_| {},
+    )
+    .unwrap();
+    // Stopped after 4 iterations: in the second epoch, after its first batch.
+    let mut outputs = RunDirOutputs::<Ad, Model>::open(&config, &device).unwrap();
+    let mut state = TrainState::default();
+    let stop_at_4 = LoopSettings {
+        max_iterations: Some(4),
+        ..settings(2)
+    };
+    run_epochs(
+        initial(),
+        &mut TrainStep::new(momentum_sgd(), 1, &device),
+        &mut state,
+        &three(),
+        &schedule(),
+        &stop_at_4,
+        Instant::now(),
+        &mut outputs,
+        &mut |_| {},
+    )
+    .unwrap();
+    drop(outputs);
+    let from = find_resumable(dir.path()).unwrap();
+    assert_eq!(from.dir, dir.path().join("last"));
+    assert_eq!((from.state.epochs_done, from.state.iteration), (1, 4));
+    assert_eq!(from.state.epoch.batches_done, 1);
+    // A new "process": a fresh model (new Burn ids) and optimiser.
+    let (model, optimizer, mut state) =
+        load_for_resume(&from.dir, initial(), momentum_sgd(), &device).unwrap();
+    let mut rest = Recorded::default();
+    let (resumed, _) = run_epochs(
+        model,
+        &mut TrainStep::new(optimizer, 1, &device),
+        &mut state,
+        &three(),
+        &schedule(),
+        &settings(2),
+        Instant::now(),
+        &mut rest,
+        &mut |_| {},
+    )
+    .unwrap();
+    let unlogged = TrainState {
+        metrics_bytes: None,
+        ..state
+    };
+    assert_eq!(unlogged, whole_state, "the same state at the end");
+    let losses = |r: &Recorded| r.steps.iter().map(|s| s.loss).collect::<Vec<_>>();
+    assert_eq!(losses(&rest), losses(&whole)[4..]);
+    assert_eq!(values(&resumed), values(&reference), "bit for bit");
+}
+
+#[test]
+fn skipped_steps_leave_the_model_alone_and_too_many_in_a_row_stop_the_run() {
+    let skip = LoopSettings {
+        guard: GuardSettings {
+            on_non_finite: crate::NonFinitePolicy::Skip,
+            ..settings(1).guard
+        },
+        ..settings(1)
+    };
+    // The middle batch has a NaN pixel: its loss is NaN.
+    let mut poisoned = batch(2.0);
+    poisoned.images[5] = f32::NAN;
+    let source = Batches(vec![batch(1.0), poisoned.clone(), batch(3.0)]);
+    let dir = tempfile::tempdir().unwrap();
+    let initial = same_start(dir.path());
+    let mut outputs = Recorded::default();
+    let mut state = TrainState::default();
+    let (after, _) = run_epochs(
+        initial(),
+        &mut step(),
+        &mut state,
+        &source,
+        &schedule(),
+        &skip,
+        Instant::now(),
+        &mut outputs,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(outputs.skipped, [2]);
+    assert_eq!(state.guard.skipped_steps, 1);
+    assert_eq!(
+        state.guard.consecutive_skips, 0,
+        "the third step reset the run"
+    );
+    // The same as training on the two good batches alone (SGD without momentum).
+    let (two, _) = run_epochs(
+        initial(),
+        &mut step(),
+        &mut TrainState::default(),
+        &Batches(vec![batch(1.0), batch(3.0)]),
+        &schedule(),
+        &settings(1),
+        Instant::now(),
+        &mut Recorded::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(values(&after), values(&two));
+    // Two poisoned batches in a row with max_consecutive_skips = 2: the run stops.
+    let source = Batches(vec![batch(1.0), poisoned.clone(), poisoned]);
+    let err = run_epochs(
+        initial(),
+        &mut step(),
+        &mut TrainState::default(),
+        &source,
+        &schedule(),
+        &skip,
+        Instant::now(),
+        &mut Recorded::default(),
+        &mut |_| {},
+    )
+    .map(|_| ())
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TrainError::TooManySkips {
+                skips: 2,
+                iteration: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }

@@ -17,7 +17,8 @@ pub struct TrainArgs {
     /// The experiment config (TOML), e.g. configs/quickstart.toml.
     #[arg(long)]
     config: PathBuf,
-    /// Continue the run in the config's run_dir from its `last` checkpoint.
+    /// Continue the run in the config's run_dir from its newest good checkpoint (`last`, or
+    /// what a killed run left: `last.old`, a newer `epoch-N`), exactly where it stopped.
     #[arg(long)]
     resume: bool,
     /// Start over even if the run directory holds an earlier run (deletes its checkpoints).
@@ -34,7 +35,7 @@ pub struct TrainArgs {
     /// directory records the value used.
     #[arg(long)]
     batch_size: Option<usize>,
-    /// Stop after this many iterations.
+    /// Stop after this many iterations in total, with a checkpoint to `--resume` from.
     #[arg(long)]
     max_iterations: Option<usize>,
     /// Compute device: cpu, wgpu, cuda, cuda:N.
@@ -72,8 +73,8 @@ impl BackendTask for TrainTask {
 
 /// Runs `visage train`.
 pub fn run(args: TrainArgs) -> Result<()> {
-    let mut config = ExperimentConfig::load(&args.config)
-        .with_context(|| format!("loading {}", args.config.display()))?;
+    // Its errors name the file (and the line or key).
+    let mut config = ExperimentConfig::load(&args.config)?;
     if let Some(dir) = args.run_dir {
         config.run_dir = dir;
     }
@@ -91,6 +92,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         } else {
             args.max_iterations
         },
+        dry_run: args.dry_run,
     };
     let progress = TrainProgress::new(std::io::stderr().is_terminal());
     dispatch(

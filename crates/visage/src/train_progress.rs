@@ -19,6 +19,14 @@ impl TrainProgress {
         Self { bars, bar: None }
     }
 
+    /// Prints a line above the running epoch's bar (or plainly without one).
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
     /// Shows one event.
     pub fn show(&mut self, event: TrainEvent) {
         match event {
@@ -54,21 +62,26 @@ impl TrainProgress {
             TrainEvent::BackboneInitialised(file) => {
                 eprintln!("backbone initialised from {}", file.display())
             }
+            TrainEvent::CheckpointPassedOver { dir, reason } => {
+                eprintln!("warning: not resuming from {}: {reason}", dir.display())
+            }
             TrainEvent::Resumed {
                 from,
                 epochs_done,
                 iteration,
             } => eprintln!(
-                "resumed from {} after epoch {epochs_done} (iteration {iteration})",
+                "resumed from {} after {epochs_done} epochs (iteration {iteration})",
                 from.display()
             ),
             TrainEvent::EpochStarted {
                 epoch,
                 epochs,
                 steps,
+                first,
             } => {
                 if self.bars {
                     let bar = ProgressBar::new(steps as u64);
+                    bar.set_position(first as u64);
                     bar.set_style(
                         ProgressStyle::with_template(
                             "{prefix} [{bar:28.cyan/blue}] {pos}/{len} {elapsed_precise} {msg}",
@@ -94,6 +107,28 @@ impl TrainProgress {
                     bar.inc(1);
                 }
             }
+            TrainEvent::LossSpike {
+                epoch,
+                iteration,
+                loss,
+                running_mean,
+            } => self.line(&format!(
+                "warning: epoch {}, iteration {iteration}: loss {loss:.4} is {:.0}× its running \
+                 mean {running_mean:.4} (train.loss_spike_factor); a learning rate too high?",
+                epoch + 1,
+                f64::from(loss) / running_mean.max(f64::MIN_POSITIVE)
+            )),
+            TrainEvent::StepSkipped {
+                epoch,
+                iteration,
+                detail,
+                consecutive,
+                limit,
+            } => self.line(&format!(
+                "warning: epoch {}, iteration {iteration}: step skipped, non-finite {detail} \
+                 ({consecutive} in a row of at most {limit})",
+                epoch + 1
+            )),
             TrainEvent::EpochFinished {
                 epoch,
                 epochs,

@@ -80,9 +80,9 @@ pub struct DataSpec {
     /// Decoding / augmentation threads (at least 1).
     #[serde(default = "defaults::threads")]
     pub threads: usize,
-    /// A training image that is missing, unreadable, empty, not an image, corrupt or over
-    /// `max_image_pixels`: `"skip"` (default) replaces it in its batch by the next good image
-    /// and reports it at the end of the epoch; `"error"` stops training naming the file.
+    /// A training image that is missing, unreadable, empty, not an image, corrupt, truncated
+    /// or over `max_image_pixels`: `"skip"` (default) replaces it in its batch by the next good
+    /// image and reports it at the end of the epoch; `"error"` stops training naming the file.
     #[serde(default)]
     pub on_bad_image: OnBadImage,
     /// Largest width × height decoded; larger images (by their header) are bad images

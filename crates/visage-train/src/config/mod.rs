@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use visage_model::{ModelSpec, TestSpec};
 
 pub use data::{DataSpec, SynthSpec};
-pub use train::{OptimizerKind, TrainSpec};
+pub use train::{NonFinitePolicy, OptimizerKind, TrainSpec};
 
 use crate::error::TrainError;
 

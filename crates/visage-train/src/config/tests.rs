@@ -133,6 +133,34 @@ fn a_bad_value_names_the_key() {
     config.train.lr_steps = vec![5, 3];
     let err = config.validate().unwrap_err().to_string();
     assert!(err.contains("train.lr_steps"), "{err}");
+    let mut config: ExperimentConfig = toml::from_str(&text).unwrap();
+    config.train.loss_spike_factor = 0.5;
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.contains("train.loss_spike_factor"), "{err}");
+    let mut config: ExperimentConfig = toml::from_str(&text).unwrap();
+    config.train.max_consecutive_skips = 0;
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.contains("train.max_consecutive_skips"), "{err}");
+}
+
+#[test]
+fn the_long_run_keys_parse_with_their_defaults() {
+    let text = std::fs::read_to_string(quickstart_path()).unwrap();
+    let config: ExperimentConfig = toml::from_str(&text).unwrap();
+    assert_eq!(config.train.on_non_finite, NonFinitePolicy::Stop);
+    assert_eq!(config.train.checkpoint_every, 0);
+    let text = text.replace(
+        "[train]\n",
+        "[train]\non_non_finite = \"skip\"\ncheckpoint_every = 50\n",
+    );
+    let config: ExperimentConfig = toml::from_str(&text).unwrap();
+    assert_eq!(config.train.on_non_finite, NonFinitePolicy::Skip);
+    assert_eq!(config.train.checkpoint_every, 50);
+    let bad = text.replace("\"skip\"", "\"ignore\"");
+    let err = toml::from_str::<ExperimentConfig>(&bad)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ignore") && err.contains("stop"), "{err}");
 }
 
 #[test]

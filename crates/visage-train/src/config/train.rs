@@ -17,6 +17,18 @@ pub enum OptimizerKind {
     Adamw,
 }
 
+/// What a step whose loss or gradients are NaN or infinite does (`train.on_non_finite`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NonFinitePolicy {
+    /// End the run; the last checkpoint (written before the step) is the state to go back to.
+    #[default]
+    Stop,
+    /// Leave the model and optimiser as they were, count the step as skipped and go on; end
+    /// the run after `train.max_consecutive_skips` skips in a row.
+    Skip,
+}
+
 /// `[train]`: optimiser, schedule, checkpoints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,6 +84,20 @@ pub struct TrainSpec {
     /// Keep this many per-epoch checkpoints besides `last` and `best` (0: keep all).
     #[serde(default = "keep_checkpoints")]
     pub keep_checkpoints: usize,
+    /// Also write `last` every this many iterations within an epoch (0: at epoch ends only):
+    /// how much work a killed run can lose.
+    #[serde(default)]
+    pub checkpoint_every: usize,
+    /// What a step with a NaN or infinite loss or gradient does: `"stop"` (default) or
+    /// `"skip"`.
+    #[serde(default)]
+    pub on_non_finite: NonFinitePolicy,
+    /// With `on_non_finite = "skip"`, end the run after this many skipped steps in a row.
+    #[serde(default = "max_consecutive_skips")]
+    pub max_consecutive_skips: usize,
+    /// Warn when a step's loss exceeds this many times the running mean of the loss (0: never).
+    #[serde(default = "loss_spike_factor")]
+    pub loss_spike_factor: f64,
 }
 
 fn replicas() -> usize {
@@ -94,6 +120,12 @@ fn log_every() -> usize {
 }
 fn keep_checkpoints() -> usize {
     3
+}
+fn max_consecutive_skips() -> usize {
+    10
+}
+fn loss_spike_factor() -> f64 {
+    10.0
 }
 
 impl TrainSpec {
@@ -138,6 +170,15 @@ impl TrainSpec {
         }
         if t.log_every == 0 {
             return Err(invalid("train.log_every", "must be > 0"));
+        }
+        if t.max_consecutive_skips == 0 {
+            return Err(invalid("train.max_consecutive_skips", "must be > 0"));
+        }
+        if !(t.loss_spike_factor == 0.0 || t.loss_spike_factor > 1.0) {
+            return Err(invalid(
+                "train.loss_spike_factor",
+                format!("must be 0 (off) or > 1, got {}", t.loss_spike_factor),
+            ));
         }
         Ok(())
     }

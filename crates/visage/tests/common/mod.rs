@@ -5,6 +5,32 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// The `[model]` tables of a tiny RetinaNet (ResNet-18 at 1/8 width, batch norm in training
+/// mode, FPN P3–P5 of 16 channels, one head conv), for test configs.
+pub const TINY_RETINANET_MODEL: &str = r#"
+[model.backbone.resnet]
+depth = 18
+width_multiplier = 0.125
+
+[model.neck.fpn]
+channels = 16
+min_level = 3
+max_level = 5
+
+[model.head]
+channels = 16
+convs = 1
+
+[model.anchors]
+base_factor = 2.0
+scales = [1.0, 1.5]
+ratios = [1.0]
+
+[model.assign]
+positive_iou = 0.5
+negative_iou = 0.4
+"#;
+
 /// Runs `visage args...` in `cwd`.
 pub fn visage(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_visage"))
