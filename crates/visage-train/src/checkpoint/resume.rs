@@ -47,55 +47,55 @@ fn candidates(run_dir: &Path) -> Result<Vec<PathBuf>, TrainError> {
     Ok(dirs.into_iter().filter(|d| d.is_dir()).collect())
 }
 
-/// The newest checkpoint of `run_dir` whose files are complete and match their checksums.
+/// The newest checkpoint of `run_dir` whose files are complete and match their checksums
+/// (checked newest first, until one does).
 ///
 /// # Errors
 /// When there is none: a message saying what was found and how to recover.
 pub fn find_resumable(run_dir: &Path) -> Result<Resumable, TrainError> {
-    let mut best: Option<(PathBuf, TrainState)> = None;
+    let mut complete = Vec::new();
     let mut rejected = Vec::new();
     for dir in candidates(run_dir)? {
-        let checked = verify_files(&dir, &[MODEL, OPTIMIZER, STATE, CONFIG]).and_then(|_| {
-            for name in [MODEL, OPTIMIZER, CONFIG] {
-                if !dir.join(name).is_file() {
-                    return Err(checkpoint_error(&dir.join(name), "missing"));
-                }
-            }
-            read_state(&dir)
-        });
-        match checked {
-            Ok(state) => {
-                let newer = best.as_ref().is_none_or(|(_, b)| {
-                    (state.iteration, state.epochs_done) > (b.iteration, b.epochs_done)
-                });
-                if newer {
-                    best = Some((dir, state));
-                }
+        let read = [MODEL, OPTIMIZER, CONFIG]
+            .into_iter()
+            .find(|name| !dir.join(name).is_file())
+            .map_or_else(
+                || read_state(&dir),
+                |name| Err(checkpoint_error(&dir.join(name), "missing")),
+            );
+        match read {
+            Ok(state) => complete.push((dir, state)),
+            Err(e) => rejected.push((dir, e.to_string())),
+        }
+    }
+    // Newest first; only as many are hashed as it takes to find one that verifies.
+    complete.sort_by_key(|(_, s)| std::cmp::Reverse((s.iteration, s.epochs_done)));
+    for (dir, state) in complete {
+        match verify_files(&dir, &[MODEL, OPTIMIZER, STATE, CONFIG]) {
+            Ok(()) => {
+                return Ok(Resumable {
+                    dir,
+                    state,
+                    passed_over: rejected,
+                })
             }
             Err(e) => rejected.push((dir, e.to_string())),
         }
     }
-    let Some((dir, state)) = best else {
-        let found = if rejected.is_empty() {
-            "it holds no checkpoint (`last/`, `last.old/` or `epoch-N/`)".to_string()
-        } else {
-            let reasons: Vec<String> = rejected.iter().map(|(_, why)| why.clone()).collect();
-            format!("no checkpoint in it is usable: {}", reasons.join("; "))
-        };
-        return Err(checkpoint_error(
-            run_dir,
-            format!(
-                "nothing to resume: {found}. Start over with --overwrite (deletes the run's \
-                 checkpoints and metrics), or copy a good checkpoint directory to {}",
-                run_dir.join("last").display()
-            ),
-        ));
+    let found = if rejected.is_empty() {
+        "it holds no checkpoint (`last/`, `last.old/` or `epoch-N/`)".to_string()
+    } else {
+        let reasons: Vec<String> = rejected.iter().map(|(_, why)| why.clone()).collect();
+        format!("no checkpoint in it is usable: {}", reasons.join("; "))
     };
-    Ok(Resumable {
-        dir,
-        state,
-        passed_over: rejected,
-    })
+    Err(checkpoint_error(
+        run_dir,
+        format!(
+            "nothing to resume: {found}. Start over with --overwrite (deletes the run's \
+             checkpoints and metrics), or copy a good checkpoint directory to {}",
+            run_dir.join("last").display()
+        ),
+    ))
 }
 
 /// Puts `run_dir` back as the interrupted run left it when it wrote `from`: `last` (and
