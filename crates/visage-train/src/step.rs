@@ -21,6 +21,8 @@ pub struct TrainStep<B: AutodiffBackend, M, O> {
     optimizer: O,
     replicas: usize,
     device: B::Device,
+    /// Whether the model's parameters were seen initialised (they stay so).
+    initialised: bool,
     model: PhantomData<M>,
 }
 
@@ -68,6 +70,7 @@ where
             optimizer,
             replicas: replicas.max(1),
             device: device.clone(),
+            initialised: false,
             model: PhantomData,
         }
     }
@@ -93,7 +96,8 @@ where
         // model first also folds the previous step's running-statistics update in, as the
         // next forward pass would. Not before the first step, whose forward pass initialises
         // the parameters (a record would, in another order: another initialisation).
-        let before = initialised(&model).then(|| model.clone().into_record());
+        self.initialised = self.initialised || initialised(&model);
+        let before = self.initialised.then(|| model.clone().into_record());
         let step = parallel_gradients(&model, shards, |replica: &M, shard: Shard| {
             let n = shard.rows.len();
             let images = Tensor::<B, 4>::from_data(
