@@ -8,36 +8,14 @@ mod common;
 
 use common::{failed, ok, stderr, visage};
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use burn::backend::Flex;
 use image::{Rgb, RgbImage};
-use visage_backbone::weights::{formula_state_dict, load_state_dict, save_safetensors};
-use visage_backbone::{BackboneConfig, MobileNetV1Config};
 use visage_eval::{EventGt, GroundTruth, ImageGt};
-use visage_model::{RetinaFaceNet, RetinaFaceNetConfig, RETINAFACE_MNET};
+use visage_model::RETINAFACE_MNET;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Writes a Pytorch_Retinaface MobileNet-0.25 checkpoint with the formula weights into `dir`
-/// (for configs/retinaface-mnet.toml).
-fn write_weights(dir: &Path) -> PathBuf {
-    let device = Default::default();
-    let net: RetinaFaceNet<Flex> = RetinaFaceNetConfig {
-        backbone: BackboneConfig::MobileNet(MobileNetV1Config::new()),
-        out_channels: 64,
-        anchors_per_location: 2,
-        frozen_bn: false,
-    }
-    .init(&device);
-    let dict = formula_state_dict::<Flex, _>(&net, &RETINAFACE_MNET);
-    let net = load_state_dict::<Flex, _>(net, &dict, &RETINAFACE_MNET).unwrap();
-    let path = dir.join("mobilenet0.25_Final.safetensors");
-    save_safetensors::<Flex, _>(&net, &RETINAFACE_MNET, &path, HashMap::new()).unwrap();
-    path
 }
 
 fn texture(w: u32, h: u32) -> RgbImage {
@@ -78,7 +56,7 @@ fn json_images(path: &Path) -> Vec<serde_json::Value> {
 fn detect_refuses_over_limit_and_truncated_images_and_runs_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let weights = write_weights(root);
+    let weights = common::formula_mnet_checkpoint(root, &RETINAFACE_MNET);
     let [small, big, cut] = images(root);
     let stock = repo().join("configs/retinaface-mnet.toml");
     let limited = root.join("limited.toml");
@@ -143,7 +121,7 @@ fn detect_refuses_over_limit_and_truncated_images_and_runs_the_rest() {
 fn draw_threshold_thins_the_drawing_only() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let weights = write_weights(root);
+    let weights = common::formula_mnet_checkpoint(root, &RETINAFACE_MNET);
     let [small, ..] = images(root);
     let config = repo().join("configs/retinaface-mnet.toml");
     let detect = |name: &str, threshold: Option<&str>| {

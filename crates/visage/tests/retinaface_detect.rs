@@ -11,15 +11,10 @@ mod common;
 
 use common::{failed, ok, visage};
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use burn::backend::Flex;
-use visage_backbone::weights::{
-    formula_state_dict, load_state_dict, save_safetensors, StateDict, TorchLayout,
-};
-use visage_backbone::{BackboneConfig, MobileNetV1Config};
-use visage_model::{RetinaFaceNet, RetinaFaceNetConfig, RETINAFACE_MNET};
+use visage_backbone::weights::{StateDict, TorchLayout};
+use visage_model::RETINAFACE_MNET;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -49,18 +44,7 @@ const DATA_PARALLEL_MNET: TorchLayout = TorchLayout {
 
 /// Writes `mobilenet0.25_Final.safetensors` in `dir`: the formula weights, `module.` keys.
 fn write_checkpoint(dir: &Path) -> PathBuf {
-    let device = Default::default();
-    let net: RetinaFaceNet<Flex> = RetinaFaceNetConfig {
-        backbone: BackboneConfig::MobileNet(MobileNetV1Config::new()),
-        out_channels: 64,
-        anchors_per_location: 2,
-        frozen_bn: false,
-    }
-    .init(&device);
-    let dict = formula_state_dict::<Flex, _>(&net, &RETINAFACE_MNET);
-    let net = load_state_dict::<Flex, _>(net, &dict, &RETINAFACE_MNET).unwrap();
-    let path = dir.join("mobilenet0.25_Final.safetensors");
-    save_safetensors::<Flex, _>(&net, &DATA_PARALLEL_MNET, &path, HashMap::new()).unwrap();
+    let path = common::formula_mnet_checkpoint(dir, &DATA_PARALLEL_MNET);
     let written = StateDict::read(&path).unwrap();
     assert!(written.keys().all(|k| !k.starts_with("module.")));
     path

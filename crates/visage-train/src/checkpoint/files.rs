@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::checkpoint_error;
 use crate::error::{io, write_error, TrainError};
 
 /// The checksum list of a checkpoint directory.
@@ -108,7 +109,7 @@ pub fn verify_files(dir: &Path, names: &[&str]) -> Result<(), TrainError> {
             .split_once("  ")
             .filter(|(sum, name)| sum.len() == 64 && !name.is_empty());
         let Some((sum, name)) = parsed else {
-            return Err(corrupt(
+            return Err(checkpoint_error(
                 &list_path,
                 format!("line {}: expected `<sha256>  <file name>`", n + 1),
             ));
@@ -118,17 +119,23 @@ pub fn verify_files(dir: &Path, names: &[&str]) -> Result<(), TrainError> {
     for name in names {
         let path = dir.join(name);
         let Some((want, _)) = sums.iter().find(|(_, n)| n == name) else {
-            return Err(corrupt(&list_path, format!("lists no checksum of {name}")));
+            return Err(checkpoint_error(
+                &list_path,
+                format!("lists no checksum of {name}"),
+            ));
         };
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(corrupt(&path, "missing (listed in checksums.sha256)"))
+                return Err(checkpoint_error(
+                    &path,
+                    "missing (listed in checksums.sha256)",
+                ))
             }
             Err(e) => return Err(io(&path)(e)),
         };
         if sha256_hex(&bytes) != *want {
-            return Err(corrupt(
+            return Err(checkpoint_error(
                 &path,
                 "does not match its checksum in checksums.sha256: the file is corrupt or was \
                  changed after it was written",
@@ -136,13 +143,6 @@ pub fn verify_files(dir: &Path, names: &[&str]) -> Result<(), TrainError> {
         }
     }
     Ok(())
-}
-
-fn corrupt(path: &Path, message: impl Into<String>) -> TrainError {
-    TrainError::Checkpoint {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
 }
 
 #[cfg(test)]
