@@ -163,6 +163,15 @@ impl AnchorGenerator {
         &self.levels
     }
 
+    /// `(w / 2, h / 2)` of each anchor shape of `level`, in anchor order (sizes, then
+    /// aspect ratios): what an anchor adds to and subtracts from its cell centre.
+    ///
+    /// # Panics
+    /// If `level >= levels().len()`.
+    pub fn anchor_half_sizes(&self, level: usize) -> &[(f32, f32)] {
+        &self.half_sizes[level]
+    }
+
     /// Anchors per cell on `level`: `sizes.len() · aspect_ratios.len()`.
     ///
     /// # Panics

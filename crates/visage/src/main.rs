@@ -6,12 +6,14 @@
 //! visage detect photo.jpg photos/ --weights runs/quickstart/best --json out.json --draw drawn/
 //! visage eval   --split val --weights runs/quickstart/best
 //! visage eval   --predictions pred/ --gt eval_tools/ground_truth/ [--json report.json]
+//! visage export --weights runs/quickstart/best --out face.onnx --postprocess
 //! visage import resnet50-0676ba61.pth --arch resnet50 --out resnet50.safetensors
 //! ```
 
 mod backend;
 mod cmd_detect;
 mod cmd_eval;
+mod cmd_export;
 mod cmd_import;
 mod cmd_plot;
 mod cmd_synth;
@@ -44,6 +46,9 @@ enum Command {
     Detect(cmd_detect::DetectArgs),
     /// Score a detector (or an existing submission) with the official WIDER FACE protocol.
     Eval(cmd_eval::EvalArgs),
+    /// Write a trained detector as an ONNX model (raw outputs, or detections with
+    /// --postprocess).
+    Export(cmd_export::ExportArgs),
     /// Convert a PyTorch backbone checkpoint (.pth) to a verified safetensors file.
     Import(cmd_import::ImportArgs),
     /// Overlay the precision-recall curves of saved reports (eval --json) as PNG and SVG.
@@ -57,6 +62,7 @@ fn main() -> ExitCode {
         Command::Train(args) => cmd_train::run(args),
         Command::Detect(args) => cmd_detect::run(args),
         Command::Eval(args) => cmd_eval::run(args),
+        Command::Export(args) => cmd_export::run(args),
         Command::Import(args) => cmd_import::run(args),
         Command::Plot(args) => cmd_plot::run(args),
     };

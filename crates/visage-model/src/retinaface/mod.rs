@@ -61,6 +61,17 @@ impl<B: Backend> RetinaFace<B> {
         }
     }
 
+    /// The priors' generator (Pytorch_Retinaface's `PriorBox`: per level the stride and the
+    /// `min_sizes` squares), e.g. for generating the priors elsewhere (an ONNX graph).
+    pub fn prior_generator(&self) -> &AnchorGenerator {
+        &self.policy.priors
+    }
+
+    /// The box and landmark coder (the spec's variances).
+    pub fn coder(&self) -> BoxCoder {
+        self.policy.coder
+    }
+
     /// The priors of `outputs` (xyxy pixels of the input), in the port's order: level, y, x,
     /// then each `min_sizes` side.
     pub fn priors(&self, outputs: &RetinaFaceOutputs<B>) -> Vec<visage_boxes::BoxXyxy> {

@@ -103,6 +103,21 @@ impl<B: Backend> RetinaNet<B> {
     pub fn loss_spec(&self) -> &LossSpec {
         &self.policy.spec.loss
     }
+
+    /// The anchors' generator over the pyramid's levels (stride, sizes, aspect ratios).
+    pub fn anchor_generator(&self) -> &AnchorGenerator {
+        &self.policy.anchors
+    }
+
+    /// The box coder (variances) the box deltas are encoded with.
+    pub fn coder(&self) -> BoxCoder {
+        self.policy.coder
+    }
+
+    /// Strides of the backbone levels the neck consumes (C_min..C5), finest first.
+    pub fn neck_input_strides(&self) -> &[usize] {
+        &self.policy.neck_input_strides
+    }
 }
 
 impl<B: Backend> DetectorFamily<B> for RetinaNet<B> {

@@ -25,8 +25,9 @@ use std::path::PathBuf;
 
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
-use visage_anchors::Anchors;
+use visage_anchors::{AnchorGenerator, Anchors};
 use visage_backbone::Backbone;
+use visage_boxes::BoxCoder;
 use visage_heads::{flatten_levels, SrnHead};
 use visage_neck::SrnNeck;
 
@@ -76,6 +77,21 @@ impl<B: Backend> Srn<B> {
     /// The (unrefined) anchors matching `outputs`, in the same order.
     pub fn anchors(&self, outputs: &SrnOutputs<B>) -> Anchors {
         self.policy.anchors.generate(&outputs.feature_sizes)
+    }
+
+    /// The anchors' generator: one level per pyramid level, finest first.
+    pub fn anchor_generator(&self) -> &AnchorGenerator {
+        &self.policy.anchors
+    }
+
+    /// The box coder of both steps (STR's refinement and the second step's decoding).
+    pub fn coder(&self) -> BoxCoder {
+        self.policy.coder
+    }
+
+    /// Strides of the backbone levels the neck consumes (C_min..C5), finest first.
+    pub fn neck_input_strides(&self) -> &[usize] {
+        &self.policy.neck_input_strides
     }
 
     /// Levels of both pyramids: `min_level ..= 7`.
