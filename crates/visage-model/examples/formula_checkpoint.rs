@@ -6,33 +6,13 @@
 //! cargo run -p visage-model --example formula_checkpoint -- /tmp/mobilenet0.25_formula.safetensors
 //! ```
 
-use std::collections::HashMap;
-
-use burn::backend::Flex;
-use visage_backbone::weights::{formula_state_dict, load_state_dict, save_safetensors};
-use visage_backbone::{BackboneConfig, MobileNetV1Config};
-use visage_model::{RetinaFaceNet, RetinaFaceNetConfig, RETINAFACE_MNET};
+use visage_model::retinaface::formula::write_formula_mnet_checkpoint;
+use visage_model::RETINAFACE_MNET;
 
 fn main() {
     let out = std::env::args()
         .nth(1)
         .expect("usage: formula_checkpoint OUT.safetensors");
-    let device = Default::default();
-    let net: RetinaFaceNet<Flex> = RetinaFaceNetConfig {
-        backbone: BackboneConfig::MobileNet(MobileNetV1Config::new()),
-        out_channels: 64,
-        anchors_per_location: 2,
-        frozen_bn: false,
-    }
-    .init(&device);
-    let dict = formula_state_dict::<Flex, _>(&net, &RETINAFACE_MNET);
-    let net = load_state_dict::<Flex, _>(net, &dict, &RETINAFACE_MNET).expect("formula weights");
-    save_safetensors::<Flex, _>(
-        &net,
-        &RETINAFACE_MNET,
-        std::path::Path::new(&out),
-        HashMap::new(),
-    )
-    .expect("written");
+    write_formula_mnet_checkpoint(std::path::Path::new(&out), &RETINAFACE_MNET).expect("written");
     println!("wrote {out}");
 }

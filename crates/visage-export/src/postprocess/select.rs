@@ -4,12 +4,16 @@
 //! `max_detections` of them per image.
 //!
 //! Entries that are not (or no longer) candidates carry the score −∞ from the threshold on:
-//! `TopK` ranks them last, and `NonMaxSuppression` drops them with its score threshold
-//! `f32::MIN` (it keeps `score > score_threshold`), which removes nothing else.
+//! `TopK` ranks them last. `NonMaxSuppression` is given the candidates' ranks instead of their
+//! scores (`K − position` in `TopK`'s order, −1 for non-candidates, threshold 0): the ONNX
+//! spec leaves its order among equal scores open (ONNX Runtime and tract differ), while
+//! `TopK`'s is fixed (equal values in index order, as visage sorts), so the ranks make every
+//! runtime suppress in visage's order even where scores tie.
 
 use visage_model::{NmsAreas, ScoreRule};
 
 use crate::graph::{attr_int, Graph, Value};
+use crate::proto::tensor_proto::DataType;
 
 use super::decode::drop_scores;
 
@@ -89,9 +93,8 @@ pub(super) struct Kept {
 /// `max_detections` per image; `count` is `K` (`[1]` int64).
 ///
 /// ONNX's `center_point_box = 0` reads `[y1, x1, y2, x2]` (any diagonal pair); the IoU is the
-/// same with x and y swapped, so xyxy boxes go in as they are. Both ORT and tract emit the
-/// selection image by image, each in descending score (equal scores in candidate order),
-/// which is visage's order.
+/// same with x and y swapped, so xyxy boxes go in as they are. NMS sees ranks, not scores
+/// (module doc), and emits the selection image by image in descending rank: visage's order.
 pub(super) fn suppress(
     g: &mut Graph,
     boxes: &Value,
@@ -109,11 +112,12 @@ pub(super) fn suppress(
             g.add(boxes, &shift)
         }
     };
-    let class_scores = g.unsqueeze(scores, &[1]);
+    let ranks = candidate_ranks(g, scores, count);
+    let class_scores = g.unsqueeze(&ranks, &[1]);
     let cap = i64::try_from(max_detections).unwrap_or(i64::MAX);
     let cap = g.const_i64("max_detections", &[1], vec![cap]);
     let iou = g.const_f32("nms_threshold", &[1], vec![iou_threshold]);
-    let floor = g.const_f32("candidate_floor", &[1], vec![f32::MIN]);
+    let floor = g.const_f32("rank_floor", &[1], vec![0.0]);
     let selected = g.node(
         "NonMaxSuppression",
         &[&boxes, &class_scores, &cap, &iou, &floor],
@@ -129,4 +133,19 @@ pub(super) fn suppress(
         batch_index,
         flat_index,
     }
+}
+
+/// `[N, K]`: `K − j` for the candidate at position `j` of `TopK`'s order (`K` … 1), −1 where
+/// `scores` is −∞ (not a candidate); `count` is `K` (`[1]` int64).
+fn candidate_ranks(g: &mut Graph, scores: &Value, count: &Value) -> Value {
+    let k = g.squeeze(count, &[0]);
+    let (zero, one) = (g.scalar_i64(0), g.scalar_i64(1));
+    let positions = g.node("Range", &[&zero, &k, &one], vec![]);
+    let positions = g.cast(&positions, DataType::Float);
+    let k = g.cast(&k, DataType::Float);
+    let ranks = g.sub(&k, &positions);
+    let lowest = g.scalar(f32::MIN);
+    let candidate = g.node("Greater", &[scores, &lowest], vec![]);
+    let not_candidate = g.scalar(-1.0);
+    g.node("Where", &[&candidate, &ranks, &not_candidate], vec![])
 }

@@ -8,6 +8,7 @@
 //! Files: [`spec`] (`[model]` with `architecture = "retinaface"` and its components),
 //! [`net`], [`loss`].
 
+pub mod formula;
 pub mod loss;
 pub mod net;
 pub mod spec;

@@ -2,16 +2,11 @@
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use burn::backend::Flex;
-use visage_backbone::weights::{
-    formula_state_dict, load_state_dict, save_safetensors, TorchLayout,
-};
-use visage_backbone::{BackboneConfig, MobileNetV1Config};
-use visage_model::{RetinaFaceNet, RetinaFaceNetConfig, RETINAFACE_MNET};
+use visage_backbone::weights::TorchLayout;
+use visage_model::retinaface::formula::write_formula_mnet_checkpoint;
 
 /// The `[model]` tables of a tiny RetinaNet (ResNet-18 at 1/8 width, batch norm in training
 /// mode, FPN P3–P5 of 16 channels, one head conv), for test configs.
@@ -73,17 +68,7 @@ pub fn stderr(output: &Output) -> String {
 /// Writes `mobilenet0.25_Final.safetensors` in `dir`: a Pytorch_Retinaface MobileNet-0.25
 /// with the shared formula weights (configs/retinaface-mnet.toml), its keys in `layout`.
 pub fn formula_mnet_checkpoint(dir: &Path, layout: &TorchLayout) -> PathBuf {
-    let device = Default::default();
-    let net: RetinaFaceNet<Flex> = RetinaFaceNetConfig {
-        backbone: BackboneConfig::MobileNet(MobileNetV1Config::new()),
-        out_channels: 64,
-        anchors_per_location: 2,
-        frozen_bn: false,
-    }
-    .init(&device);
-    let dict = formula_state_dict::<Flex, _>(&net, &RETINAFACE_MNET);
-    let net = load_state_dict::<Flex, _>(net, &dict, &RETINAFACE_MNET).unwrap();
     let path = dir.join("mobilenet0.25_Final.safetensors");
-    save_safetensors::<Flex, _>(&net, layout, &path, HashMap::new()).unwrap();
+    write_formula_mnet_checkpoint(&path, layout).unwrap();
     path
 }
