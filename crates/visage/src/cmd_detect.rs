@@ -22,7 +22,7 @@ use visage_train::ExperimentConfig;
 use crate::backend::{dispatch, BackendTask, DeviceArg};
 use crate::detect_output::Sinks;
 use crate::images::collect_images;
-use crate::test_time_args::TestTimeArgs;
+use crate::test_time_args::{PostprocessArgs, TestTimeArgs};
 
 /// Arguments of `visage detect`.
 #[derive(Debug, Args)]
@@ -60,18 +60,8 @@ pub struct DetectArgs {
     /// (default: the config's data.max_image_pixels, 50 megapixels unless set).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_image_pixels: Option<u64>,
-    /// Minimum score (overrides the config's test.score_threshold).
-    #[arg(long)]
-    score_threshold: Option<f32>,
-    /// NMS IoU threshold (overrides test.nms_threshold).
-    #[arg(long)]
-    nms_threshold: Option<f32>,
-    /// Candidates entering NMS per image (overrides test.pre_nms_top_k).
-    #[arg(long)]
-    top_k: Option<usize>,
-    /// Detections kept per image after NMS (overrides test.max_detections).
-    #[arg(long)]
-    keep: Option<usize>,
+    #[command(flatten)]
+    postprocess: PostprocessArgs,
     /// Shrink images whose longer side exceeds this (overrides test.max_size).
     #[arg(long)]
     max_size: Option<u32>,
@@ -89,18 +79,7 @@ impl DetectArgs {
     /// The config's `[test]` with the flags applied (errors name the `test.*` key).
     fn test_spec(&self, config: &ExperimentConfig) -> Result<TestSpec> {
         let mut test = config.test.clone();
-        if let Some(v) = self.score_threshold {
-            test.score_threshold = v;
-        }
-        if let Some(v) = self.nms_threshold {
-            test.nms_threshold = v;
-        }
-        if let Some(v) = self.top_k {
-            test.pre_nms_top_k = v;
-        }
-        if let Some(v) = self.keep {
-            test.max_detections = v;
-        }
+        self.postprocess.apply(&mut test);
         if self.max_size.is_some() {
             test.max_size = self.max_size;
         }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use burn::backend::Flex;
 use clap::Args;
 use visage_data::ChannelOrder;
@@ -14,6 +14,8 @@ use visage_export::{
 use visage_model::{DetectorFamily, ModelSpec, RetinaFace, RetinaNet, Srn, TestSpec};
 use visage_train::checkpoint::{inference_model, inference_source, WeightsSource};
 use visage_train::ExperimentConfig;
+
+use crate::test_time_args::PostprocessArgs;
 
 /// Arguments of `visage export`.
 #[derive(Debug, Args)]
@@ -42,36 +44,17 @@ pub struct ExportArgs {
     /// float32 `[N, 3, H, W]` normalised as the config's [data] says.
     #[arg(long)]
     raw_input: bool,
-    /// With --postprocess: minimum score (overrides the config's test.score_threshold).
-    #[arg(long, requires = "postprocess")]
-    score_threshold: Option<f32>,
-    /// With --postprocess: NMS IoU threshold (overrides test.nms_threshold).
-    #[arg(long, requires = "postprocess")]
-    nms_threshold: Option<f32>,
-    /// With --postprocess: candidates entering NMS per image (overrides test.pre_nms_top_k).
-    #[arg(long, requires = "postprocess")]
-    top_k: Option<usize>,
-    /// With --postprocess: detections kept per image (overrides test.max_detections).
-    #[arg(long, requires = "postprocess")]
-    keep: Option<usize>,
+    /// With --postprocess: `--score-threshold`, `--nms-threshold`, `--top-k`, `--keep`
+    /// override the config's [test].
+    #[command(flatten)]
+    thresholds: PostprocessArgs,
 }
 
 impl ExportArgs {
     /// The config's `[test]` with the flags applied, validated (errors name the key).
     fn test_spec(&self, config: &ExperimentConfig) -> Result<TestSpec> {
         let mut test = config.test.clone();
-        if let Some(v) = self.score_threshold {
-            test.score_threshold = v;
-        }
-        if let Some(v) = self.nms_threshold {
-            test.nms_threshold = v;
-        }
-        if let Some(v) = self.top_k {
-            test.pre_nms_top_k = v;
-        }
-        if let Some(v) = self.keep {
-            test.max_detections = v;
-        }
+        self.thresholds.apply(&mut test);
         test.validate()?;
         Ok(test)
     }
@@ -79,6 +62,12 @@ impl ExportArgs {
 
 /// Runs `visage export`.
 pub fn run(args: ExportArgs) -> Result<()> {
+    if args.thresholds.any() && !args.postprocess {
+        bail!(
+            "--score-threshold, --nms-threshold, --top-k and --keep set the post-processing \
+             in the graph: they need --postprocess"
+        );
+    }
     let (config, weights) = inference_source(&args.weights, args.config.as_deref())?;
     let postprocess = if args.postprocess {
         let test = args.test_spec(&config)?;

@@ -1,5 +1,6 @@
-//! The test-time flags shared by `visage detect` and `visage eval`: they override the
-//! checkpoint config's `[test] short_side` and `[test.tta]`.
+//! The test-time flags shared by `visage detect` and `visage eval` (they override the
+//! checkpoint config's `[test] short_side` and `[test.tta]`), and the post-processing flags
+//! shared by `visage detect` and `visage export --postprocess`.
 
 use anyhow::Result;
 use clap::Args;
@@ -95,5 +96,48 @@ mod tests {
             .to_string();
         assert!(err.contains("test.tta.scales"), "{err}");
         assert!(apply(&["--no-tta", "--tta-flip"], &plain).is_err());
+    }
+}
+
+/// `--score-threshold`, `--nms-threshold`, `--top-k`, `--keep`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PostprocessArgs {
+    /// Minimum score (overrides the config's test.score_threshold).
+    #[arg(long)]
+    pub score_threshold: Option<f32>,
+    /// NMS IoU threshold (overrides test.nms_threshold).
+    #[arg(long)]
+    pub nms_threshold: Option<f32>,
+    /// Candidates entering NMS per image (overrides test.pre_nms_top_k).
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Detections kept per image after NMS (overrides test.max_detections).
+    #[arg(long)]
+    pub keep: Option<usize>,
+}
+
+impl PostprocessArgs {
+    /// Whether any flag is given.
+    pub fn any(&self) -> bool {
+        self.score_threshold.is_some()
+            || self.nms_threshold.is_some()
+            || self.top_k.is_some()
+            || self.keep.is_some()
+    }
+
+    /// Applies the flags to `test` (the caller validates the result).
+    pub fn apply(&self, test: &mut TestSpec) {
+        if let Some(v) = self.score_threshold {
+            test.score_threshold = v;
+        }
+        if let Some(v) = self.nms_threshold {
+            test.nms_threshold = v;
+        }
+        if let Some(v) = self.top_k {
+            test.pre_nms_top_k = v;
+        }
+        if let Some(v) = self.keep {
+            test.max_detections = v;
+        }
     }
 }

@@ -233,6 +233,8 @@ fn bad_export_options_are_errors_naming_them() {
     assert!(err.contains("--opset") && err.contains("13 to 21"), "{err}");
     let err = with(&["--postprocess", "--score-threshold", "1.5"]);
     assert!(err.contains("test.score_threshold"), "{err}");
+    let err = with(&["--keep", "5"]);
+    assert!(err.contains("need --postprocess"), "{err}");
     let err = failed(&visage(
         &[
             "export",
