@@ -17,7 +17,7 @@ pub fn merge_passes(passes: Vec<Vec<Detection>>, test: &TestSpec) -> Vec<Detecti
     let scores: Vec<f32> = all.iter().map(|d| d.score).collect();
     let mut keep = nms(&boxes, &scores, test.nms_threshold);
     keep.truncate(test.max_detections);
-    keep.into_iter().map(|k| all[k]).collect()
+    keep.into_iter().map(|k| all[k].clone()).collect()
 }
 
 #[cfg(test)]
@@ -30,6 +30,7 @@ mod tests {
             bbox,
             score,
             landmarks: None,
+            mesh: None,
         }
     }
 

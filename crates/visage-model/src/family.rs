@@ -20,9 +20,11 @@ use burn_store::{ModuleSnapshot, SafetensorsStore};
 use visage_backbone::weights::StateDict;
 
 use crate::common::loss::LossValues;
-use crate::common::postprocess::{postprocess, AnchorPredictions, Detection};
+use crate::common::pixels::PixelNormalisation;
+use crate::common::postprocess::{postprocess, AnchorPredictions, Detection, MeshParams};
 use crate::common::targets::FaceTargets;
 use crate::error::ModelError;
+use crate::retinaface::FittedMesh;
 use crate::spec::{Architecture, BackboneSpec, ModelSpec, TestSpec};
 
 /// What every family's `[model]` spec answers.
@@ -108,6 +110,28 @@ pub trait DetectorFamily<B: Backend>: Module<B> + Sized {
         self.load_from(&mut weights_store(path))
             .map_err(|e| weights_error(path, e))?;
         Ok(self)
+    }
+
+    /// Tells the model how its input was normalised (the `[data]` table's mean, std and
+    /// plane order). Only losses that compare predictions with the image's own pixels need
+    /// it (RetinaFace's mesh branch); other families ignore it.
+    fn with_input_normalisation(self, pixels: PixelNormalisation) -> Self {
+        let _ = pixels;
+        self
+    }
+
+    /// The face meshes of detections that carry mesh parameters ([`Detection::mesh`]), in
+    /// the pixels of the boxes' image; empty for models without a mesh branch.
+    fn face_meshes(&self, params: &[&MeshParams]) -> Vec<FittedMesh> {
+        let _ = params;
+        Vec::new()
+    }
+
+    /// The meshes of `params` rendered into their anchor crops, `size × size` RGB in [0, 1]
+    /// (`[size · size · 3]` each, uncovered pixels black); empty without a mesh branch.
+    fn render_face_meshes(&self, params: &[&MeshParams], size: usize) -> Vec<Vec<f32>> {
+        let _ = (params, size);
+        Vec::new()
     }
 
     /// Runs the network.

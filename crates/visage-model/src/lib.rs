@@ -10,6 +10,7 @@
 //! retinanet/   RetinaNet, FAN (+ attention), DF²S² (FFP, shared head, segmentation)
 //! srn/         SRN and AInnoFace (two feature sets, RFE, STC and STR)
 //! retinaface/  RetinaFace in Pytorch_Retinaface's layout (SSH, landmarks, MultiBox loss)
+//!              and its dense 3D branch (mesh decoder, renderer, pixel loss)
 //! ```
 //!
 //! A new family is one folder (its spec, network, loss and predictions, implementing
@@ -28,9 +29,10 @@ pub mod srn;
 pub mod tiny;
 
 pub use common::loss::LossValues;
+pub use common::pixels::PixelNormalisation;
 pub use common::postprocess::{
-    postprocess, select_detections, AnchorPredictions, BatchAnchors, DecodeRules, Detection,
-    ImagePredictions, NmsAreas, ScoreRule,
+    postprocess, select_detections, AnchorPredictions, BatchAnchors, DecodeRules, DenseRows,
+    Detection, ImagePredictions, MeshParams, NmsAreas, ScoreRule,
 };
 pub use common::targets::{DenseTargets, FaceTargets};
 pub use error::ModelError;
@@ -38,9 +40,9 @@ pub use family::{
     DetectorFamily, FaceLoss, FamilySpec, TrainableFamily, WithFamily, WithTrainableFamily,
 };
 pub use retinaface::{
-    RetinaFace, RetinaFaceAssignSpec, RetinaFaceLoss, RetinaFaceLossSpec, RetinaFaceNet,
-    RetinaFaceNetConfig, RetinaFaceOutputs, RetinaFaceSpec, RetinaFaceTargets, RETINAFACE_MNET,
-    RETINAFACE_R50, RETINAFACE_STRIDES,
+    FittedMesh, MeshSpec, RetinaFace, RetinaFaceAssignSpec, RetinaFaceLoss, RetinaFaceLossSpec,
+    RetinaFaceNet, RetinaFaceNetConfig, RetinaFaceOutputs, RetinaFaceSpec, RetinaFaceTargets,
+    RETINAFACE_MNET, RETINAFACE_R50, RETINAFACE_STRIDES,
 };
 pub use retinanet::{
     AttentionAssigner, AttentionLevelsSpec, AttentionRule, AttentionSpec, AttentionTargets,

@@ -67,6 +67,20 @@ out_channels = 16
 width_multiplier = 0.25
 "#;
 
+/// A small dense 3D branch for [`RETINAFACE`] (`[mesh]` inside `[model]`): a 16-value code,
+/// narrow decoder, 16-pixel crops, no pre-training.
+pub const MESH: &str = r#"
+[mesh]
+crop_size = 16
+max_faces = 4
+[mesh.decoder]
+code_size = 16
+channels = [8, 8, 8, 8]
+cheb_k = 3
+[mesh.pretrain]
+steps = 0
+"#;
+
 /// Parses a `[model]` table.
 ///
 /// # Panics
@@ -116,6 +130,7 @@ pub fn every_family() -> Vec<(&'static str, ModelSpec)> {
         ("srn", parse(SRN)),
         ("ainnoface", parse(&ainnoface)),
         ("retinaface", parse(RETINAFACE)),
+        ("retinaface-mesh", parse(&format!("{RETINAFACE}{MESH}"))),
     ]
 }
 

@@ -15,8 +15,8 @@ use burn::optim::{GradientsParams, Optimizer, SgdConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use visage_model::{
-    BatchAnchors, DecodeRules, DetectorFamily, FaceTargets, ModelSpec, TestSpec, TrainableFamily,
-    WithTrainableFamily,
+    BatchAnchors, DecodeRules, DetectorFamily, FaceTargets, ModelSpec, PixelNormalisation,
+    TestSpec, TrainableFamily, WithTrainableFamily,
 };
 
 type Ad = Autodiff<Flex>;
@@ -57,7 +57,13 @@ impl WithTrainableFamily<Ad> for Conformance {
         let name = self.name;
         let device = Default::default();
         Ad::seed(&device, 7);
-        let mut model = M::new(spec, &device).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut model = M::new(spec, &device)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .with_input_normalisation(PixelNormalisation {
+                mean: [0.0; 3],
+                std: [1.0; 3],
+                bgr: false,
+            });
         assert!(model.spec() == spec, "{name}: spec kept");
         let images =
             Tensor::<Ad, 4>::random([2, 3, 64, 64], Distribution::Normal(0.0, 1.0), &device);

@@ -156,7 +156,8 @@ impl<B: AutodiffBackend> WithTrainableFamily<B> for FamilyRun<'_, '_, B> {
         let train = &self.config.train;
         // Seed the backend so weight initialisation (like the data order) follows the seed.
         B::seed(self.device, train.seed);
-        let mut model = M::new(spec, self.device)?;
+        let mut model = M::new(spec, self.device)?
+            .with_input_normalisation(self.config.data.pixel_normalisation());
         if !self.options.resume {
             // A resumed run's checkpoint holds every weight; a new run may start from
             // ImageNet.

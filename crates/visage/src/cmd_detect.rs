@@ -22,6 +22,7 @@ use visage_train::ExperimentConfig;
 use crate::backend::{dispatch, BackendTask, DeviceArg};
 use crate::detect_output::Sinks;
 use crate::images::collect_images;
+use crate::mesh_output::{fit_detections, MeshWriter};
 use crate::test_time_args::{PostprocessArgs, TestTimeArgs};
 
 /// Arguments of `visage detect`.
@@ -56,6 +57,15 @@ pub struct DetectArgs {
     /// submission outputs keep every detection above --score-threshold).
     #[arg(long, default_value_t = 0.5, requires = "draw")]
     draw_threshold: f32,
+    /// RetinaFace with a mesh branch (`[model.mesh]`): write each face's mesh into this
+    /// directory (`<index>_<stem>_face<k>.obj`: vertices in image pixels plus depth, vertex
+    /// colours, the template's triangles; `..._fit.png`: the anchor crop beside the rendered
+    /// mesh). With --draw, the meshes' wireframes are drawn too.
+    #[arg(long)]
+    meshes: Option<PathBuf>,
+    /// Faces scoring at least this get a mesh (--meshes, and the wireframes of --draw).
+    #[arg(long, default_value_t = 0.5)]
+    mesh_threshold: f32,
     /// Refuse images whose header says width × height is above this, before decoding them
     /// (default: the config's data.max_image_pixels, 50 megapixels unless set).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -137,6 +147,15 @@ impl<B: Backend> WithFamily<B> for DetectFamily<'_, B> {
             args.max_image_pixels
                 .unwrap_or(self.config.data.max_image_pixels),
         );
+        let wants_meshes = args.meshes.is_some() || args.draw.is_some();
+        if args.meshes.is_some() && !self.config.model.has_mesh_branch() {
+            bail!(
+                "--meshes needs a RetinaFace with a mesh branch ([model.mesh] in the config); \
+                 this model has none"
+            );
+        }
+        let mut mesh_writer = args.meshes.map(MeshWriter::open).transpose()?;
+        let mesh_threshold = args.mesh_threshold;
         let draw = args.draw.map(|dir| (dir, args.draw_threshold));
         let mut sinks = Sinks::open(args.json, args.jsonl, args.submission, draw)?;
         let bar = if std::io::stderr().is_terminal() {
@@ -154,7 +173,24 @@ impl<B: Backend> WithFamily<B> for DetectFamily<'_, B> {
             bar.inc(1);
             match &detected.image {
                 Ok(image) => {
-                    bar.suspend(|| sinks.write(&detected.path, image, &detected.detections))
+                    let fits = if wants_meshes {
+                        fit_detections(&model, &detected.detections, mesh_threshold)
+                    } else {
+                        Vec::new()
+                    };
+                    bar.suspend(|| -> Result<()> {
+                        sinks.write(&detected.path, image, &detected.detections, &fits)?;
+                        if let Some(writer) = &mut mesh_writer {
+                            writer.write(
+                                &model,
+                                &detected.path,
+                                image,
+                                &detected.detections,
+                                &fits,
+                            )?;
+                        }
+                        Ok(())
+                    })
                 }
                 Err(error) => {
                     // The error names the file.
@@ -173,6 +209,9 @@ impl<B: Backend> WithFamily<B> for DetectFamily<'_, B> {
         bar.finish_and_clear();
         for line in sinks.finish()? {
             println!("{line}");
+        }
+        if let Some(writer) = mesh_writer {
+            println!("{}", writer.summary());
         }
         print_timing(&stats);
         if stats.failures > 0 {

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use image::RgbImage;
 use serde::Serialize;
-use visage_model::Detection;
+use visage_model::{Detection, FittedMesh};
 
 use crate::draw::draw_detections;
+use crate::mesh_output::{camera_and_light, draw_meshes, JsonCamera, JsonLight};
 
 /// One detection in the JSON output.
 #[derive(Debug, Serialize)]
@@ -24,6 +25,12 @@ pub struct JsonDetection {
     /// corner), for architectures with a landmark head.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub landmarks: Option<[[f32; 2]; 5]>,
+    /// The face's camera, for models with a mesh branch (RetinaFace `[model.mesh]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub camera: Option<JsonCamera>,
+    /// The face's light, for models with a mesh branch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub light: Option<JsonLight>,
 }
 
 /// One image in the JSON output.
@@ -48,10 +55,15 @@ impl JsonImage {
             height: image.height(),
             detections: detections
                 .iter()
-                .map(|d| JsonDetection {
-                    bbox: d.bbox,
-                    score: d.score,
-                    landmarks: d.landmarks,
+                .map(|d| {
+                    let (camera, light) = d.mesh.as_ref().map(camera_and_light).unzip();
+                    JsonDetection {
+                        bbox: d.bbox,
+                        score: d.score,
+                        landmarks: d.landmarks,
+                        camera,
+                        light,
+                    }
                 })
                 .collect(),
         }
@@ -102,8 +114,15 @@ impl Sinks {
         })
     }
 
-    /// Sends one image's detections to every sink.
-    pub fn write(&mut self, path: &Path, image: &RgbImage, detections: &[Detection]) -> Result<()> {
+    /// Sends one image's detections to every sink; `meshes` (index into `detections`, mesh)
+    /// are drawn as wireframes with their detections.
+    pub fn write(
+        &mut self,
+        path: &Path,
+        image: &RgbImage,
+        detections: &[Detection],
+        meshes: &[(usize, FittedMesh)],
+    ) -> Result<()> {
         let index = self.written;
         self.written += 1;
         if let Some((dir, threshold)) = &self.draw {
@@ -112,8 +131,14 @@ impl Sinks {
             let shown: Vec<Detection> = detections
                 .iter()
                 .filter(|d| d.score >= *threshold)
-                .copied()
+                .cloned()
                 .collect();
+            let shown_meshes: Vec<(usize, FittedMesh)> = meshes
+                .iter()
+                .filter(|(i, _)| detections[*i].score >= *threshold)
+                .cloned()
+                .collect();
+            draw_meshes(&mut copy, &shown_meshes);
             draw_detections(&mut copy, &shown);
             copy.save(&out)
                 .with_context(|| format!("writing {}", out.display()))?;
@@ -216,6 +241,7 @@ mod tests {
             bbox: [x, 4.0, x + 10.0, 20.0],
             score,
             landmarks: None,
+            mesh: None,
         }
     }
 
@@ -231,7 +257,9 @@ mod tests {
             detection(22.0, 0.5),
             detection(42.0, 0.3),
         ];
-        sinks.write(Path::new("ev/a.jpg"), &image, &dets).unwrap();
+        sinks
+            .write(Path::new("ev/a.jpg"), &image, &dets, &[])
+            .unwrap();
         sinks.finish().unwrap();
         let out = image::open(drawn.join("00000_a.png")).unwrap().into_rgb8();
         // The left edge (x1, mid-height) of each box: drawn at 0.9 and 0.5, not at 0.3.

@@ -156,6 +156,7 @@ mod tests {
             bbox: [2.0, 2.0, 38.0, 38.0],
             score: 0.9,
             landmarks: Some(marks),
+            mesh: None,
         };
         draw_detections(&mut image, &[d]);
         for (p, c) in marks.iter().zip(LANDMARK_COLOURS) {

@@ -21,6 +21,7 @@ mod cmd_train;
 mod detect_output;
 mod draw;
 mod images;
+mod mesh_output;
 mod test_time_args;
 mod train_progress;
 

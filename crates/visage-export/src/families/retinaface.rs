@@ -31,7 +31,16 @@ impl<B: Backend> ExportFamily for RetinaFace<B> {
     /// Raw outputs in [`visage_model::retinaface::RetinaFaceOutputs`]' order (and
     /// Pytorch_Retinaface's `loc, conf, landms`): `box_deltas` `[N, A, 4]`, `class_logits`
     /// `[N, A, 2]`, `landmark_deltas` `[N, A, 10]`, over the priors (level, y, x, size).
+    /// The dense 3D branch (`[model.mesh]`) is left out: its renderer rasterises on the host
+    /// and the detections do not need it.
     fn export_network(&self, g: &mut Graph, images: &Value) -> Result<NetworkGraph, ExportError> {
+        if let Some(mesh) = &self.mesh {
+            g.leave_out_module(
+                mesh,
+                "RetinaFace's dense 3D branch (mesh head and decoder) is not exported; the \
+                 detections do not depend on it",
+            );
+        }
         let features = retinaface_features(g, images, &self.net, "net")?;
         let box_deltas = head(g, &features, &self.net.bbox_head, 4, "net.bbox_head")?;
         let class_logits = head(g, &features, &self.net.class_head, 2, "net.class_head")?;

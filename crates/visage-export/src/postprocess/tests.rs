@@ -214,6 +214,7 @@ fn host(case: &Case, p: &Predictions, test: &TestSpec) -> Vec<Vec<Detection>> {
     };
     let predictions = AnchorPredictions {
         batch: case.batch,
+        dense: None,
         anchors_per_image: p.anchors_per_image,
         scores: p
             .scores

@@ -1,8 +1,9 @@
 //! What every family shares below the spec layer: the ground truth of a batch and its
 //! per-anchor targets ([`targets`]), the loss values and the sigmoid families' loss parts
 //! ([`loss`]), and the one post-processing from per-anchor predictions to detections
-//! ([`postprocess`]).
+//! ([`postprocess`]), and the input's pixel normalisation ([`pixels`]).
 
 pub mod loss;
+pub mod pixels;
 pub mod postprocess;
 pub mod targets;

@@ -9,7 +9,7 @@ use visage_boxes::{nms, BoxCoder, BoxXyxy};
 use crate::spec::TestSpec;
 
 /// One detected face.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Detection {
     /// `[x1, y1, x2, y2]` in pixels of the network input (the caller rescales to the image).
     pub bbox: BoxXyxy,
@@ -18,14 +18,31 @@ pub struct Detection {
     /// Left eye, right eye, nose, left and right mouth corner, `[x, y]` pixels of the network
     /// input, for architectures with a landmark head (RetinaFace); `None` otherwise.
     pub landmarks: Option<[[f32; 2]; 5]>,
+    /// The dense 3D branch's raw outputs at the detection's anchor (RetinaFace with
+    /// `[model.mesh]`); `None` for other models.
+    pub mesh: Option<MeshParams>,
+}
+
+/// What RetinaFace's mesh branch predicted at one anchor: the shape-and-texture code, camera
+/// and light, relative to the anchor's square crop (`visage_mesh::render`'s conventions).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeshParams {
+    /// The anchor, `[x1, y1, x2, y2]` pixels (of the network input, or of the image once
+    /// [`Detection::unscaled`]): the crop the mesh is rendered in.
+    pub anchor: BoxXyxy,
+    /// `[code_size + 16]`: the code, then camera (7) and light (9).
+    pub values: Vec<f32>,
 }
 
 impl Detection {
     /// The detection mirrored in an image `width` pixels wide: `x → width − x` for boxes
     /// (`[x1, y1, x2, y2]` → `[width − x2, y1, width − x1, y2]`) and landmarks, whose left and
     /// right eyes (0, 1) and mouth corners (3, 4) swap, so a detection on a mirrored image
-    /// maps back to the image (the transform is its own inverse).
+    /// maps back to the image (the transform is its own inverse). A mirrored face's mesh
+    /// parameters have no mirrored counterpart (the code is not symmetric by construction):
+    /// `mesh` is dropped.
     pub fn flipped(mut self, width: f32) -> Self {
+        self.mesh = None;
         let [x1, y1, x2, y2] = self.bbox;
         self.bbox = [width - x2, y1, width - x1, y2];
         if let Some(points) = &mut self.landmarks {
@@ -48,6 +65,11 @@ impl Detection {
             for p in self.landmarks.iter_mut().flatten() {
                 p[0] /= scale;
                 p[1] /= scale;
+            }
+            if let Some(mesh) = &mut self.mesh {
+                for v in &mut mesh.anchor {
+                    *v /= scale;
+                }
             }
         }
         self
@@ -147,6 +169,8 @@ pub struct AnchorPredictions {
     pub box_deltas: Vec<f32>,
     /// `[B·N·10]` five-point landmark deltas, for families with a landmark head.
     pub landmark_deltas: Option<Vec<f32>>,
+    /// `[B·N·P]` raw dense-branch outputs (RetinaFace's mesh branch), `P` per anchor.
+    pub dense: Option<DenseRows<Vec<f32>>>,
     /// The anchors, `[N]` per image.
     pub anchors: BatchAnchors,
     /// The box coder of the family.
@@ -156,6 +180,15 @@ pub struct AnchorPredictions {
     /// `(height, width)` of the input batch (boxes are clipped to it under
     /// [`DecodeRules::clip_to_input`]).
     pub input_size: (usize, usize),
+}
+
+/// Per-anchor rows of raw values: `values` is `[anchors · per_anchor]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DenseRows<V> {
+    /// The values, anchor-major.
+    pub values: V,
+    /// Values per anchor, `P`.
+    pub per_anchor: usize,
 }
 
 /// A tensor's values on the host, flattened: how families fill [`AnchorPredictions`].
@@ -176,6 +209,10 @@ pub fn postprocess(predictions: &AnchorPredictions, test: &TestSpec) -> Vec<Vec<
                         .landmark_deltas
                         .as_deref()
                         .map(|l| &l[b * n * 10..(b + 1) * n * 10]),
+                    dense: predictions.dense.as_ref().map(|d| DenseRows {
+                        values: &d.values[b * n * d.per_anchor..(b + 1) * n * d.per_anchor],
+                        per_anchor: d.per_anchor,
+                    }),
                     anchors: predictions.anchors.image(b),
                 },
                 &predictions.coder,
@@ -197,6 +234,8 @@ pub struct ImagePredictions<'a> {
     pub box_deltas: &'a [f32],
     /// `[N·10]` encoded landmarks.
     pub landmark_deltas: Option<&'a [f32]>,
+    /// `[N·P]` raw dense-branch outputs, where predicted.
+    pub dense: Option<DenseRows<&'a [f32]>>,
     /// `[N]` anchors, xyxy pixels.
     pub anchors: &'a [BoxXyxy],
 }
@@ -277,10 +316,15 @@ pub fn select_detections(
                 delta.copy_from_slice(&marks[i * 10..i * 10 + 10]);
                 coder.decode_landmarks(&image.anchors[i], &delta)
             });
+            let mesh = image.dense.as_ref().map(|d| MeshParams {
+                anchor: image.anchors[i],
+                values: d.values[i * d.per_anchor..(i + 1) * d.per_anchor].to_vec(),
+            });
             Detection {
                 bbox: boxes[k],
                 score: kept_scores[k],
                 landmarks,
+                mesh,
             }
         })
         .collect()
@@ -308,6 +352,7 @@ mod tests {
             scores,
             box_deltas: deltas,
             landmark_deltas: None,
+            dense: None,
             anchors,
         };
         select_detections(&image, &coder(), &DecodeRules::VISAGE, test, input_size)
@@ -347,12 +392,19 @@ mod tests {
             bbox: [10.0, 20.0, 30.0, 40.0],
             score: 0.5,
             landmarks: Some([[12.0, 22.0]; 5]),
+            mesh: Some(MeshParams {
+                anchor: [8.0, 16.0, 32.0, 48.0],
+                values: vec![0.5; 3],
+            }),
         };
-        let u = d.unscaled(0.5);
+        let u = d.clone().unscaled(0.5);
         assert_eq!(u.bbox, [20.0, 40.0, 60.0, 80.0]);
+        let mesh = u.mesh.clone().unwrap();
+        assert_eq!(mesh.anchor, [16.0, 32.0, 64.0, 96.0]);
+        assert_eq!(mesh.values, vec![0.5; 3]);
         assert_eq!(u.landmarks, Some([[24.0, 44.0]; 5]));
         assert_eq!(u.score, 0.5);
-        assert_eq!(d.unscaled(1.0), d);
+        assert_eq!(d.clone().unscaled(1.0), d);
     }
 
     #[test]
@@ -367,8 +419,9 @@ mod tests {
                 [14.0, 4.0],
                 [26.0, 5.0],
             ]),
+            mesh: None,
         };
-        let f = d.flipped(100.0);
+        let f = d.clone().flipped(100.0);
         assert_eq!(f.bbox, [70.0, 20.0, 90.0, 40.0]);
         // The left eye of the mirrored face is the mirror of the right eye, and so on.
         assert_eq!(
@@ -432,6 +485,7 @@ mod tests {
             scores: &scores,
             box_deltas: &deltas,
             landmark_deltas: Some(&marks),
+            dense: None,
             anchors: &anchors,
         };
         let ours = select_detections(&image, &coder(), &DecodeRules::VISAGE, &test, (20, 20));

@@ -108,6 +108,8 @@ pub struct RetinaFaceLoss<B: Backend> {
     pub box_regression: Tensor<B, 1>,
     /// Landmark smooth-L1 / max(1, positives with landmarks), before its weight.
     pub landmarks: Tensor<B, 1>,
+    /// `L_pixel` of the mesh branch (`[model.mesh]`), before its weight.
+    pub pixel: Option<Tensor<B, 1>>,
     /// The weighted sum: what is minimised.
     pub total: Tensor<B, 1>,
     /// Positive priors in the batch.
@@ -117,13 +119,24 @@ pub struct RetinaFaceLoss<B: Backend> {
 }
 
 impl<B: Backend> RetinaFaceLoss<B> {
-    /// The parts by name: `cls`, `box`, `landmark`.
+    /// The parts by name: `cls`, `box`, `landmark`, and `pixel` with the mesh branch.
     pub fn named_parts(&self) -> Vec<(&'static str, Tensor<B, 1>)> {
-        vec![
+        let mut parts = vec![
             ("cls", self.classification.clone()),
             ("box", self.box_regression.clone()),
             ("landmark", self.landmarks.clone()),
-        ]
+        ];
+        if let Some(pixel) = &self.pixel {
+            parts.push(("pixel", pixel.clone()));
+        }
+        parts
+    }
+
+    /// The loss with the mesh branch's `L_pixel` added to the total with `weight`.
+    pub fn with_pixel(mut self, pixel: Tensor<B, 1>, weight: f32) -> Self {
+        self.total = self.total + pixel.clone() * weight;
+        self.pixel = Some(pixel);
+        self
     }
 
     /// Reads the scalars back (parts `cls`, `box`, `landmark`); errors when any is not finite.
@@ -220,6 +233,7 @@ pub fn retinaface_loss<B: Backend>(
         classification,
         box_regression,
         landmarks,
+        pixel: None,
         total,
         num_positive,
         num_landmark_positive: targets.landmark_index.len(),
@@ -267,6 +281,8 @@ mod tests {
             landmarks: Tensor::zeros([1, n, 10], &device),
             feature_sizes: vec![(1, 1); 3],
             input_size: (8, 8),
+            dense: None,
+            images: None,
         }
     }
 

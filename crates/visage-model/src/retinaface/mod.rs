@@ -5,11 +5,15 @@
 //! ([`DecodeRules::PYTORCH_RETINAFACE`]) for the one post-processing. Its checkpoints load
 //! through [`DetectorFamily::load_reference_weights`].
 //!
+//! With `[model.mesh]`, the dense 3D branch ([`mesh`]) predicts a coloured face mesh, camera
+//! and light per anchor and trains with the rendered pixels' `L_pixel`.
+//!
 //! Files: [`spec`] (`[model]` with `architecture = "retinaface"` and its components),
-//! [`net`], [`loss`].
+//! [`net`], [`loss`], [`mesh`].
 
 pub mod formula;
 pub mod loss;
+pub mod mesh;
 pub mod net;
 pub mod spec;
 
@@ -22,13 +26,21 @@ use visage_backbone::weights::{load_state_dict, StateDict, TorchLayout};
 use visage_boxes::BoxCoder;
 
 pub use loss::{retinaface_loss, RetinaFaceLoss, RetinaFaceTargets};
+pub use mesh::{FittedMesh, MeshBranch, MeshSpec};
 pub use net::{
     RetinaFaceNet, RetinaFaceNetConfig, RetinaFaceOutputs, RETINAFACE_MNET, RETINAFACE_R50,
     RETINAFACE_STRIDES,
 };
 pub use spec::{RetinaFaceAssignSpec, RetinaFaceLossSpec, RetinaFaceSpec};
 
-use crate::common::postprocess::{host, AnchorPredictions, BatchAnchors, DecodeRules};
+use mesh::fit::{fit_meshes, render_fits};
+use mesh::pixel_loss::{pixel_loss, PixelLossInputs};
+use mesh::values_per_anchor;
+
+use crate::common::pixels::PixelNormalisation;
+use crate::common::postprocess::{
+    host, AnchorPredictions, BatchAnchors, DecodeRules, DenseRows, MeshParams,
+};
 use crate::common::targets::FaceTargets;
 use crate::error::ModelError;
 use crate::family::{DetectorFamily, FaceLoss};
@@ -42,6 +54,8 @@ pub(crate) struct RetinaFacePolicy {
     priors: AnchorGenerator,
     assigner: MaxIouAssigner,
     coder: BoxCoder,
+    /// How the input was normalised: the mesh branch's pixel loss undoes it.
+    pixels: Option<PixelNormalisation>,
 }
 
 /// RetinaFace (Pytorch_Retinaface's network) and its policy.
@@ -49,6 +63,8 @@ pub(crate) struct RetinaFacePolicy {
 pub struct RetinaFace<B: Backend> {
     /// The network, in Pytorch_Retinaface's layout.
     pub net: RetinaFaceNet<B>,
+    /// The dense 3D branch (`[model.mesh]`): per-level head and mesh decoder.
+    pub mesh: Option<MeshBranch<B>>,
     #[module(skip)]
     pub(crate) policy: RetinaFacePolicy,
 }
@@ -102,7 +118,32 @@ impl<B: Backend> RetinaFace<B> {
         }
         let targets =
             RetinaFaceTargets::build(&priors, faces, &self.policy.assigner, &self.policy.coder)?;
-        Ok(retinaface_loss(outputs, &targets, &self.policy.spec.loss))
+        let loss = retinaface_loss(outputs, &targets, &self.policy.spec.loss);
+        let (Some(branch), Some(spec)) = (&self.mesh, &self.policy.spec.mesh) else {
+            return Ok(loss);
+        };
+        let (Some(dense), Some(images)) = (&outputs.dense, &outputs.images) else {
+            return Err(ModelError::InvalidInput(
+                "the mesh branch's outputs are missing (outputs not from RetinaFace::forward)"
+                    .into(),
+            ));
+        };
+        let Some(pixels) = &self.policy.pixels else {
+            return Err(ModelError::InvalidInput(
+                "the mesh branch's pixel loss needs the input normalisation \
+                 (DetectorFamily::with_input_normalisation)"
+                    .into(),
+            ));
+        };
+        let inputs = PixelLossInputs {
+            dense,
+            images,
+            positives: &targets.positive_index,
+            priors: &priors,
+            pixels,
+        };
+        let pixel = pixel_loss(branch, spec, &inputs);
+        Ok(loss.with_pixel(pixel, spec.pixel_weight))
     }
 }
 
@@ -112,13 +153,25 @@ impl<B: Backend> DetectorFamily<B> for RetinaFace<B> {
 
     fn new(spec: &RetinaFaceSpec, device: &B::Device) -> Result<Self, ModelError> {
         let components = spec.components()?;
+        let mesh = match &spec.mesh {
+            Some(mesh) => Some(MeshBranch::new(
+                mesh,
+                RETINAFACE_STRIDES.len(),
+                spec.out_channels,
+                spec.anchors_per_location(),
+                device,
+            )?),
+            None => None,
+        };
         Ok(Self {
             net: components.net.init(device),
+            mesh,
             policy: RetinaFacePolicy {
                 spec: spec.clone(),
                 priors: components.priors,
                 assigner: components.assigner,
                 coder: components.coder,
+                pixels: None,
             },
         })
     }
@@ -127,10 +180,46 @@ impl<B: Backend> DetectorFamily<B> for RetinaFace<B> {
         &self.policy.spec
     }
 
+    /// The backbone's initial weights and, with `[model.mesh]`, the mesh decoder's
+    /// autoencoder pre-training (`[model.mesh.pretrain]`).
     fn load_initial_backbone_weights(mut self) -> Result<(Self, Option<PathBuf>), ModelError> {
         let (body, file) = self.policy.spec.backbone.load_initial(self.net.body)?;
         self.net.body = body;
+        if let (Some(branch), Some(spec)) = (self.mesh.take(), &self.policy.spec.mesh) {
+            let (branch, _) = branch.pretrain_decoder(spec, |_, _| {})?;
+            self.mesh = Some(branch);
+        }
         Ok((self, file))
+    }
+
+    fn with_input_normalisation(mut self, pixels: PixelNormalisation) -> Self {
+        self.policy.pixels = Some(pixels);
+        self
+    }
+
+    fn face_meshes(&self, params: &[&MeshParams]) -> Vec<FittedMesh> {
+        match (&self.mesh, &self.policy.spec.mesh) {
+            (Some(branch), Some(spec)) => fit_meshes(
+                branch,
+                spec,
+                params,
+                &self.net.class_head[0].weight.device(),
+            ),
+            _ => Vec::new(),
+        }
+    }
+
+    fn render_face_meshes(&self, params: &[&MeshParams], size: usize) -> Vec<Vec<f32>> {
+        match (&self.mesh, &self.policy.spec.mesh) {
+            (Some(branch), Some(spec)) => render_fits(
+                branch,
+                spec,
+                params,
+                size,
+                &self.net.class_head[0].weight.device(),
+            ),
+            _ => Vec::new(),
+        }
     }
 
     /// Loads every weight from a Pytorch_Retinaface state dict (`mobilenet0.25_Final.pth`,
@@ -141,9 +230,18 @@ impl<B: Backend> DetectorFamily<B> for RetinaFace<B> {
         Ok(self)
     }
 
-    /// Runs the network (see [`RetinaFaceNet::forward`] for shapes).
+    /// Runs the network (see [`RetinaFaceNet::forward`] for shapes) and, with `[model.mesh]`,
+    /// the dense branch's head (`dense`: `[B, N, code + 16]`), keeping the input for the
+    /// pixel loss.
     fn forward(&self, images: Tensor<B, 4>) -> RetinaFaceOutputs<B> {
-        self.net.forward(images)
+        let Some(branch) = &self.mesh else {
+            return self.net.forward(images);
+        };
+        let (mut outputs, features) = self.net.forward_with_features(images.clone());
+        let per_anchor = self.policy.spec.mesh.as_ref().map_or(0, values_per_anchor);
+        outputs.dense = Some(branch.forward(&features, per_anchor));
+        outputs.images = Some(images);
+        outputs
     }
 
     fn loss(
@@ -175,6 +273,10 @@ impl<B: Backend> DetectorFamily<B> for RetinaFace<B> {
             scores: host(scores),
             box_deltas: host(outputs.boxes.clone()),
             landmark_deltas: Some(host(outputs.landmarks.clone())),
+            dense: outputs.dense.as_ref().map(|dense| DenseRows {
+                per_anchor: dense.dims()[2],
+                values: host(dense.clone()),
+            }),
             anchors: BatchAnchors::Shared(priors),
             coder: self.policy.coder,
             rules: DecodeRules::PYTORCH_RETINAFACE,

@@ -39,6 +39,11 @@ pub struct RetinaFaceOutputs<B: Backend> {
     pub feature_sizes: Vec<(usize, usize)>,
     /// `(height, width)` of the input batch.
     pub input_size: (usize, usize),
+    /// `[B, N, code + 16]` raw outputs of the dense 3D branch (`[model.mesh]`), else `None`.
+    pub dense: Option<Tensor<B, 3>>,
+    /// `[B, 3, H, W]` the input batch, kept for the mesh branch's pixel loss (`None` without
+    /// the branch).
+    pub images: Option<Tensor<B, 4>>,
 }
 
 /// The RetinaFace network.
@@ -109,8 +114,18 @@ impl<B: Backend> RetinaFaceNet<B> {
     ///
     /// # Shapes
     /// - `images`: `[B, 3, H, W]` (Pytorch_Retinaface: BGR minus (104, 117, 123))
-    /// - outputs over `N = Σ_l h_l · w_l · A` priors (see [`RetinaFaceOutputs`])
+    /// - outputs over `N = Σ_l h_l · w_l · A` priors (see [`RetinaFaceOutputs`]; no dense
+    ///   outputs: the mesh branch lives beside the network, see `RetinaFace`)
     pub fn forward(&self, images: Tensor<B, 4>) -> RetinaFaceOutputs<B> {
+        self.forward_with_features(images).0
+    }
+
+    /// [`forward`](Self::forward), also returning the SSH features the heads read
+    /// (`[B, C, h_l, w_l]` per level, finest first).
+    pub fn forward_with_features(
+        &self,
+        images: Tensor<B, 4>,
+    ) -> (RetinaFaceOutputs<B>, Vec<Tensor<B, 4>>) {
         let [_, _, height, width] = images.dims();
         let levels = self
             .body
@@ -138,13 +153,16 @@ impl<B: Backend> RetinaFaceNet<B> {
                 .collect();
             flatten_levels(maps, per_anchor)
         };
-        RetinaFaceOutputs {
+        let outputs = RetinaFaceOutputs {
             boxes: apply(&self.bbox_head, 4),
             class_logits: apply(&self.class_head, 2),
             landmarks: apply(&self.landmark_head, 10),
             feature_sizes,
             input_size: (height, width),
-        }
+            dense: None,
+            images: None,
+        };
+        (outputs, features)
     }
 }
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use visage_anchors::{AnchorGenerator, MaxIouAssigner};
 use visage_boxes::BoxCoder;
 
+use super::mesh::MeshSpec;
 use super::net::{RetinaFaceNetConfig, RETINAFACE_STRIDES};
 use crate::error::ModelError;
 use crate::family::FamilySpec;
@@ -42,6 +43,10 @@ pub struct RetinaFaceSpec {
     /// `[model.loss]`: `MultiBoxLoss` and the weights of its parts.
     #[serde(default)]
     pub loss: RetinaFaceLossSpec,
+    /// `[model.mesh]`: the dense 3D branch (mesh decoder, renderer, `L_pixel`); off when
+    /// the table is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesh: Option<MeshSpec>,
 }
 
 /// `[model.assign]` of RetinaFace: Pytorch_Retinaface's `match()`. No ignore band: a prior
@@ -164,6 +169,9 @@ impl RetinaFaceSpec {
         check_non_negative("model.loss.cls_weight", loss.cls_weight)?;
         check_non_negative("model.loss.landmark_weight", loss.landmark_weight)?;
         check_non_negative("model.loss.smooth_l1_beta", loss.smooth_l1_beta)?;
+        if let Some(mesh) = &self.mesh {
+            mesh.validate()?;
+        }
         Ok(RetinaFaceComponents {
             net,
             priors,

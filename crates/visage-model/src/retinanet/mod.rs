@@ -211,6 +211,7 @@ impl<B: Backend> DetectorFamily<B> for RetinaNet<B> {
             scores: host(sigmoid(outputs.cls_logits.clone())),
             box_deltas: host(outputs.box_deltas.clone()),
             landmark_deltas: None,
+            dense: None,
             anchors: BatchAnchors::Shared(self.anchors(outputs).boxes),
             coder: self.policy.coder,
             rules: DecodeRules::VISAGE,

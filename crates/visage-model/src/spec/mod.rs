@@ -96,6 +96,11 @@ impl From<SrnSpec> for ModelSpec {
 }
 
 impl ModelSpec {
+    /// Whether the model has RetinaFace's dense 3D branch (`[model.mesh]`).
+    pub fn has_mesh_branch(&self) -> bool {
+        matches!(self, ModelSpec::RetinaFace(spec) if spec.mesh.is_some())
+    }
+
     /// The family's spec behind the variant.
     fn family(&self) -> &dyn FamilySpec {
         match self {

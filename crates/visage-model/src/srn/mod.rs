@@ -208,6 +208,7 @@ impl<B: Backend> DetectorFamily<B> for Srn<B> {
             scores,
             box_deltas: host(outputs.box_deltas.clone()),
             landmark_deltas: None,
+            dense: None,
             anchors: BatchAnchors::PerImage(per_image),
             coder: self.policy.coder,
             rules: DecodeRules::VISAGE,

@@ -137,6 +137,15 @@ impl DataSpec {
         }
     }
 
+    /// The input normalisation as the model sees it (the mesh branch's pixel loss undoes it).
+    pub fn pixel_normalisation(&self) -> visage_model::PixelNormalisation {
+        visage_model::PixelNormalisation {
+            mean: self.mean,
+            std: self.std,
+            bgr: self.channel_order == ChannelOrder::Bgr,
+        }
+    }
+
     /// The input normalisation of training, used again by validation and detection.
     pub fn input_norm(&self) -> InputNorm {
         InputNorm {
