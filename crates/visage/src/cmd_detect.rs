@@ -135,6 +135,12 @@ impl<B: Backend> WithFamily<B> for DetectFamily<'_, B> {
 
     fn run<M: DetectorFamily<B>>(self, spec: &M::Spec) -> Result<()> {
         let DetectTask { args, files } = self.task;
+        if args.meshes.is_some() && !self.config.model.has_mesh_branch() {
+            bail!(
+                "--meshes needs a RetinaFace with a mesh branch ([model.mesh] in the config); \
+                 this model has none"
+            );
+        }
         let model: M = inference_model(spec, &self.weights, &self.device)?;
         let predictor = Predictor::new(
             &model,
@@ -148,12 +154,6 @@ impl<B: Backend> WithFamily<B> for DetectFamily<'_, B> {
                 .unwrap_or(self.config.data.max_image_pixels),
         );
         let wants_meshes = args.meshes.is_some() || args.draw.is_some();
-        if args.meshes.is_some() && !self.config.model.has_mesh_branch() {
-            bail!(
-                "--meshes needs a RetinaFace with a mesh branch ([model.mesh] in the config); \
-                 this model has none"
-            );
-        }
         let mut mesh_writer = args.meshes.map(MeshWriter::open).transpose()?;
         let mesh_threshold = args.mesh_threshold;
         let draw = args.draw.map(|dir| (dir, args.draw_threshold));

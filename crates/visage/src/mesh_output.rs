@@ -160,6 +160,10 @@ fn draw_line(image: &mut RgbImage, a: [f32; 2], b: [f32; 2], colour: Rgb<u8>) {
 /// [−1, 1]; see `visage_mesh::render`).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct JsonCamera {
+    /// The square crop (`[x1, y1, x2, y2]` image pixels: the detection's anchor) the camera
+    /// projects into: crop pixels `u = S/2 · (1 + focal · x / depth)`, `v = S/2 · (1 − focal
+    /// · y / depth)` for a crop of side `S`.
+    pub crop: [f32; 4],
     /// Camera position.
     pub eye: [f32; 3],
     /// The point it looks at (up vector fixed to +y).
@@ -185,6 +189,7 @@ pub fn camera_and_light(mesh: &MeshParams) -> (JsonCamera, JsonLight) {
     let (distance, focal) = (CAMERA_DISTANCE as f32, FOCAL as f32);
     let (light_base, ambient_base) = (LIGHT_BASE as f32, AMBIENT_BASE as f32);
     let camera = JsonCamera {
+        crop: mesh.anchor,
         eye: [v[0], v[1], distance + v[2]],
         target: [v[3], v[4], v[5]],
         focal: focal * v[6].exp(),

@@ -3,35 +3,14 @@
 
 mod common;
 
-use common::{ok, visage};
+use common::{ok, visage, RETINAFACE_TINY_DATA, RETINAFACE_TINY_MODEL};
 
-const CONFIG: &str = r#"
+fn config() -> String {
+    format!(
+        r#"
 name = "rf-tiny"
 run_dir = "runs/rf"
-
-[data]
-root = "data/tiny"
-train_labels = "train/label.txt"
-input_size = 128
-crop_scale = { choices = [0.6, 1.0] }
-pad_to_square = true
-channel_order = "bgr"
-mean = [104.0, 117.0, 123.0]
-std = [1.0, 1.0, 1.0]
-threads = 2
-
-[data.synth]
-seed = 3
-train_images = 8
-val_images = 4
-
-[model]
-architecture = "retinaface"
-out_channels = 16
-
-[model.backbone.mobilenet]
-width_multiplier = 0.25
-
+{RETINAFACE_TINY_DATA}{RETINAFACE_TINY_MODEL}
 [train]
 epochs = 1
 batch_size = 4
@@ -42,13 +21,15 @@ lr = 0.001
 score_threshold = 0.02
 pre_nms_top_k = 200
 max_detections = 20
-"#;
+"#
+    )
+}
 
 #[test]
 fn retinaface_trains_evaluates_and_detects_with_landmarks() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    std::fs::write(root.join("rf.toml"), CONFIG).unwrap();
+    std::fs::write(root.join("rf.toml"), config()).unwrap();
     let out = ok(&visage(&["train", "--config", "rf.toml"], root));
     assert!(out.contains("landmark"), "{out}");
     let resolved = std::fs::read_to_string(root.join("runs/rf/last/config.toml")).unwrap();

@@ -8,6 +8,36 @@ use std::process::{Command, Output};
 use visage_backbone::weights::TorchLayout;
 use visage_model::retinaface::formula::write_formula_mnet_checkpoint;
 
+/// The `[data]` tables of a tiny RetinaFace run: 8 training and 4 validation synthetic images
+/// with landmarks (`label.txt`), 128-px crops, Pytorch_Retinaface's BGR input.
+pub const RETINAFACE_TINY_DATA: &str = r#"
+[data]
+root = "data/tiny"
+train_labels = "train/label.txt"
+input_size = 128
+crop_scale = { choices = [0.6, 1.0] }
+pad_to_square = true
+channel_order = "bgr"
+mean = [104.0, 117.0, 123.0]
+std = [1.0, 1.0, 1.0]
+threads = 2
+
+[data.synth]
+seed = 3
+train_images = 8
+val_images = 4
+"#;
+
+/// The `[model]` tables of a tiny RetinaFace (MobileNet-0.25, 16 channels).
+pub const RETINAFACE_TINY_MODEL: &str = r#"
+[model]
+architecture = "retinaface"
+out_channels = 16
+
+[model.backbone.mobilenet]
+width_multiplier = 0.25
+"#;
+
 /// The `[model]` tables of a tiny RetinaNet (ResNet-18 at 1/8 width, batch norm in training
 /// mode, FPN P3–P5 of 16 channels, one head conv), for test configs.
 pub const TINY_RETINANET_MODEL: &str = r#"
