@@ -19,6 +19,8 @@ pub mod graph;
 pub mod hierarchy;
 pub mod render;
 pub mod template;
+#[cfg(test)]
+mod testing;
 
 pub use error::MeshError;
 pub use hierarchy::{MeshHierarchy, MeshLevel, Upsampling};

@@ -103,15 +103,7 @@ pub fn shade<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::backend::Flex;
-
-    fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> Tensor<Flex, D> {
-        Tensor::from_data(TensorData::new(values, shape), &Default::default())
-    }
-
-    fn values<const D: usize>(t: Tensor<Flex, D>) -> Vec<f32> {
-        t.into_data().iter::<f32>().collect()
-    }
+    use crate::testing::{tensor, values};
 
     #[test]
     fn normals_are_area_weighted() {

@@ -5,10 +5,10 @@
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use visage_boxes::BoxXyxy;
-use visage_mesh::render::{project, render, CAMERA_DISTANCE, FOCAL};
+use visage_mesh::render::{project, CAMERA_DISTANCE, FOCAL};
 use visage_mesh::FaceMesh;
 
-use super::{MeshBranch, MeshSpec, CAMERA_VALUES, LIGHT_VALUES};
+use super::{render_values, split_values, MeshBranch, MeshSpec, CAMERA_VALUES, LIGHT_VALUES};
 use crate::common::postprocess::MeshParams;
 
 /// One detection's face mesh.
@@ -31,20 +31,18 @@ pub struct FittedMesh {
 /// Resolution of the projection before it is scaled to the anchor box.
 const PROJECTION_SIZE: usize = 1024;
 
-fn split<B: Backend>(
-    params: &[&MeshParams],
-    code_size: usize,
-    device: &B::Device,
-) -> (Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 2>) {
-    let m = params.len();
-    let per = code_size + CAMERA_VALUES + LIGHT_VALUES;
+/// `[M, code + 16]` rows of the parameters' values.
+///
+/// # Panics
+/// If a `params` entry does not hold `code_size + 16` values.
+fn rows<B: Backend>(params: &[&MeshParams], spec: &MeshSpec, device: &B::Device) -> Tensor<B, 2> {
+    let per = spec.decoder.code_size + CAMERA_VALUES + LIGHT_VALUES;
+    assert!(
+        params.iter().all(|p| p.values.len() == per),
+        "mesh parameters of another [model.mesh] (not {per} values each)"
+    );
     let flat: Vec<f32> = params.iter().flat_map(|p| p.values.clone()).collect();
-    let rows = Tensor::<B, 2>::from_data(TensorData::new(flat, [m, per]), device);
-    (
-        rows.clone().narrow(1, 0, code_size),
-        rows.clone().narrow(1, code_size, CAMERA_VALUES),
-        rows.narrow(1, code_size + CAMERA_VALUES, LIGHT_VALUES),
-    )
+    Tensor::from_data(TensorData::new(flat, [params.len(), per]), device)
 }
 
 fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
@@ -64,9 +62,8 @@ pub fn fit_meshes<B: Backend>(
     if params.is_empty() {
         return Vec::new();
     }
-    let per = spec.decoder.code_size + CAMERA_VALUES + LIGHT_VALUES;
-    assert!(params.iter().all(|p| p.values.len() == per));
-    let (code, camera, light) = split::<B>(params, spec.decoder.code_size, device);
+    let (code, camera, light) =
+        split_values(rows::<B>(params, spec, device), spec.decoder.code_size);
     let mesh = branch.decoder.decode(code);
     let projected = host(project(mesh.positions, camera.clone(), PROJECTION_SIZE));
     let colours = host(mesh.colours);
@@ -129,16 +126,7 @@ pub fn render_fits<B: Backend>(
         return Vec::new();
     }
     let m = params.len();
-    let (code, camera, light) = split::<B>(params, spec.decoder.code_size, device);
-    let mesh = branch.decoder.decode(code);
-    let rendering = render(
-        mesh.positions,
-        mesh.colours,
-        camera,
-        light,
-        &FaceMesh::canonical().triangles,
-        size,
-    );
+    let rendering = render_values(&branch.decoder, rows::<B>(params, spec, device), size);
     let colours = host(rendering.colours.clone());
     let mut images = vec![vec![0.0f32; size * size * 3]; m];
     for (row, &p) in rendering.pixel_index.iter().enumerate() {

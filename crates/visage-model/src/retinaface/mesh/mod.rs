@@ -21,7 +21,8 @@ use burn_store::{ModuleSnapshot, SafetensorsStore};
 use visage_heads::flatten_levels;
 use visage_mesh::decoder::MeshDecoder;
 use visage_mesh::decoder::{pretrain_decoder, PretrainReport};
-use visage_mesh::MeshHierarchy;
+use visage_mesh::render::{render, Rendering};
+use visage_mesh::{FaceMesh, MeshHierarchy};
 
 pub use fit::FittedMesh;
 pub use spec::MeshSpec;
@@ -37,6 +38,43 @@ pub const LIGHT_VALUES: usize = 9;
 /// 128-value code).
 pub fn values_per_anchor(spec: &MeshSpec) -> usize {
     spec.decoder.code_size + CAMERA_VALUES + LIGHT_VALUES
+}
+
+/// Rows of raw per-anchor values split into the code, the camera and the light.
+///
+/// # Shapes
+/// `rows`: `[M, code_size + 16]` → `[M, code_size]`, `[M, 7]`, `[M, 9]`.
+pub(crate) fn split_values<B: Backend>(
+    rows: Tensor<B, 2>,
+    code_size: usize,
+) -> (Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 2>) {
+    (
+        rows.clone().narrow(1, 0, code_size),
+        rows.clone().narrow(1, code_size, CAMERA_VALUES),
+        rows.narrow(1, code_size + CAMERA_VALUES, LIGHT_VALUES),
+    )
+}
+
+/// The meshes of rows of raw values decoded by `decoder` and rendered into `size²` crops
+/// (the template's triangles).
+///
+/// # Shapes
+/// `rows`: `[M, code_size + 16]`.
+pub(crate) fn render_values<B: Backend>(
+    decoder: &MeshDecoder<B>,
+    rows: Tensor<B, 2>,
+    size: usize,
+) -> Rendering<B> {
+    let (code, camera, light) = split_values(rows, decoder.code_size());
+    let mesh = decoder.decode(code);
+    render(
+        mesh.positions,
+        mesh.colours,
+        camera,
+        light,
+        &FaceMesh::canonical().triangles,
+        size,
+    )
 }
 
 /// The branch's weights: one 1×1 conv per level and the decoder.

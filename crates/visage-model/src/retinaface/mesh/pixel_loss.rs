@@ -13,11 +13,9 @@
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use visage_boxes::BoxXyxy;
-use visage_mesh::render::render;
-use visage_mesh::FaceMesh;
 
 use super::crops::HostImages;
-use super::{MeshBranch, MeshSpec, CAMERA_VALUES, LIGHT_VALUES};
+use super::{render_values, MeshBranch, MeshSpec};
 use crate::common::pixels::PixelNormalisation;
 
 /// What the pixel loss reads besides the branch: the batch's raw dense outputs and input
@@ -56,7 +54,6 @@ pub(crate) fn pixel_loss<B: Backend>(
     }
     let m = chosen.len();
     let size = spec.crop_size;
-    let code_size = spec.decoder.code_size;
     let rows_index: Vec<i32> = chosen.iter().map(|&i| i as i32).collect();
     let rows_index = Tensor::<B, 1, Int>::from_data(TensorData::new(rows_index, [m]), &device);
     let rows = inputs
@@ -64,18 +61,7 @@ pub(crate) fn pixel_loss<B: Backend>(
         .clone()
         .reshape([batch * n, per_anchor])
         .select(0, rows_index);
-    let code = rows.clone().narrow(1, 0, code_size);
-    let camera = rows.clone().narrow(1, code_size, CAMERA_VALUES);
-    let light = rows.narrow(1, code_size + CAMERA_VALUES, LIGHT_VALUES);
-    let mesh = branch.decoder_for_loss(spec).decode(code);
-    let rendering = render(
-        mesh.positions,
-        mesh.colours,
-        camera,
-        light,
-        &FaceMesh::canonical().triangles,
-        size,
-    );
+    let rendering = render_values(&branch.decoder_for_loss(spec), rows, size);
 
     // The photometric targets, on the host.
     let [_, _, height, width] = inputs.images.dims();
