@@ -22,6 +22,7 @@ use visage_backbone::weights::StateDict;
 use crate::common::loss::LossValues;
 use crate::common::pixels::PixelNormalisation;
 use crate::common::postprocess::{postprocess, AnchorPredictions, Detection, MeshParams};
+use crate::common::shards::{shard_total, LossTerm};
 use crate::common::targets::FaceTargets;
 use crate::error::ModelError;
 use crate::retinaface::FittedMesh;
@@ -109,6 +110,18 @@ pub trait DetectorFamily<B: Backend>: Module<B> + Sized {
     fn load_weights(mut self, path: &Path) -> Result<Self, ModelError> {
         self.load_from(&mut weights_store(path))
             .map_err(|e| weights_error(path, e))?;
+        Ok(self)
+    }
+
+    /// Loads every weight from bytes [`weights_bytes`](Self::weights_bytes) gave for the same
+    /// spec (any backend), e.g. to move a model to another backend.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidInput`] naming what does not fit.
+    fn load_weights_bytes(mut self, bytes: Vec<u8>) -> Result<Self, ModelError> {
+        let mut store = SafetensorsStore::from_bytes(Some(bytes)).skip_enum_variants(true);
+        self.load_from(&mut store)
+            .map_err(|e| ModelError::InvalidInput(format!("loading weights from memory: {e}")))?;
         Ok(self)
     }
 
@@ -231,9 +244,29 @@ pub struct FaceLoss<B: Backend> {
     pub parts: Vec<(&'static str, Tensor<B, 1>)>,
     /// Positive anchors in the batch.
     pub num_positive: usize,
+    /// Each part's weight in the total and normalisation, in part order: what
+    /// [`shard_total`](Self::shard_total) needs.
+    pub terms: Vec<LossTerm>,
 }
 
 impl<B: Backend> FaceLoss<B> {
+    /// The counts each part was normalised with, in part order (summed over the shards of a
+    /// batch, they give [`shard_total`](Self::shard_total)'s `batch_counts`).
+    pub fn counts(&self) -> Vec<usize> {
+        self.terms.iter().map(LossTerm::count).collect()
+    }
+
+    /// This shard's share of the loss of the whole batch whose part counts (summed over every
+    /// shard, in part order) are `batch_counts`: each part divided by the batch's count
+    /// instead of the shard's. The gradients of the shards' shares sum to the gradient of the
+    /// batch loss, whatever the split (see [`crate::common::shards`]).
+    ///
+    /// # Panics
+    /// If `batch_counts` does not have one count per part, or one is below the shard's.
+    pub fn shard_total(&self, batch_counts: &[usize]) -> Tensor<B, 1> {
+        shard_total(&self.parts, &self.terms, batch_counts)
+    }
+
     /// Reads the scalars back to the host; errors when any is NaN or infinite.
     pub fn values(&self) -> Result<LossValues, ModelError> {
         let parts: Vec<(&'static str, &Tensor<B, 1>)> =

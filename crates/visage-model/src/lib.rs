@@ -34,6 +34,7 @@ pub use common::postprocess::{
     postprocess, select_detections, AnchorPredictions, BatchAnchors, DecodeRules, DenseRows,
     Detection, ImagePredictions, MeshParams, NmsAreas, ScoreRule,
 };
+pub use common::shards::{LossTerm, Normaliser};
 pub use common::targets::{DenseTargets, FaceTargets};
 pub use error::ModelError;
 pub use family::{

@@ -178,15 +178,18 @@ impl Inner {
         b: usize,
     ) -> Result<Batch, DataError> {
         let bs = self.cfg.batch_size;
+        // This loader's slots of the batch (all of them unless sharded).
+        let range = self.slots.clone().unwrap_or(0..bs);
         let s = self.cfg.input_size as usize;
         let n = 3 * s * s;
+        let count = range.len();
         // Zeroed lazily by the allocator; each worker writes (and so faults in) its own slots.
-        let mut images = vec![0.0f32; bs * n];
-        let own: Vec<(usize, u64)> = order[b * bs..(b + 1) * bs]
+        let mut images = vec![0.0f32; count * n];
+        let own: Vec<(usize, u64)> = order[b * bs + range.start..b * bs + range.end]
             .iter()
             .map(|&i| (i, 0))
             .collect();
-        let mut slots = Vec::with_capacity(bs);
+        let mut slots = Vec::with_capacity(count);
         let mut skipped = Vec::new();
         let results = self.samples(epoch, &own, images.chunks_exact_mut(n).collect());
         for (&(i, _), r) in own.iter().zip(results) {
@@ -204,7 +207,7 @@ impl Inner {
         let mut next = (b + 1) * bs;
         let mut tried = 0;
         loop {
-            let empty: Vec<usize> = (0..bs).filter(|&k| slots[k].is_none()).collect();
+            let empty: Vec<usize> = (0..count).filter(|&k| slots[k].is_none()).collect();
             if empty.is_empty() {
                 break;
             }
@@ -240,8 +243,8 @@ impl Inner {
             next += m;
             tried += m;
         }
-        let mut targets = Vec::with_capacity(bs);
-        let mut indices = Vec::with_capacity(bs);
+        let mut targets = Vec::with_capacity(count);
+        let mut indices = Vec::with_capacity(count);
         let mut faces = FaceStats::default();
         for (i, (t, st)) in slots.into_iter().flatten() {
             targets.push(t);

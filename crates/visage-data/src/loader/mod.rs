@@ -87,7 +87,12 @@ impl Loader {
             .build()
             .map_err(|e| DataError::Worker(e.to_string()))?;
         Ok(Loader {
-            inner: Arc::new(Inner { dataset, cfg, pool }),
+            inner: Arc::new(Inner {
+                dataset,
+                cfg,
+                pool,
+                slots: None,
+            }),
         })
     }
 
@@ -99,6 +104,37 @@ impl Loader {
     /// The config.
     pub fn config(&self) -> &LoaderConfig {
         &self.inner.cfg
+    }
+
+    /// The loader of one machine of a data-parallel run: its batches hold only the images of
+    /// `slots` (a range of `0..batch_size`) of each batch the whole loader makes — the same
+    /// images, augmented the same way, in the same order. Bad images are replaced within
+    /// the shard (from the images after the batch, as the whole batch does), so a shard
+    /// with a bad image may take a replacement another shard also takes.
+    ///
+    /// # Errors
+    /// [`DataError::Config`] (`batch`) when `slots` is empty or not inside the batch.
+    pub fn sharded(self, slots: std::ops::Range<usize>) -> Result<Loader, DataError> {
+        let bs = self.inner.cfg.batch_size;
+        if slots.is_empty() || slots.end > bs {
+            return Err(DataError::config(
+                "batch",
+                format!("shard {slots:?} is not a non-empty range of the batch's {bs} slots"),
+            ));
+        }
+        let Inner {
+            dataset, cfg, pool, ..
+        } = Arc::try_unwrap(self.inner).map_err(|_| {
+            DataError::config("batch", "a loader is sharded before its epochs start")
+        })?;
+        Ok(Loader {
+            inner: Arc::new(Inner {
+                dataset,
+                cfg,
+                pool,
+                slots: Some(slots),
+            }),
+        })
     }
 
     /// Full batches per epoch (the last incomplete batch is dropped).
@@ -144,6 +180,8 @@ struct Inner {
     dataset: Dataset,
     cfg: LoaderConfig,
     pool: rayon::ThreadPool,
+    /// The slots of each batch this loader makes ([`Loader::sharded`]); all when `None`.
+    slots: Option<std::ops::Range<usize>>,
 }
 
 impl Inner {

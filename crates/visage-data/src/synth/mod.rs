@@ -48,6 +48,11 @@ pub struct SynthConfig {
     pub max_faces: usize,
     /// JPEG quality 1..=100 (default 92).
     pub jpeg_quality: u8,
+    /// Every image exactly `[width, height]` pixels instead of sides drawn from
+    /// `min_side..=max_side` (default: unset), e.g. `[640, 480]` for detection benchmarks.
+    /// The faces of image `i` are those of the unset default, laid out in the new size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<[u32; 2]>,
 }
 
 impl Default for SynthConfig {
@@ -60,6 +65,7 @@ impl Default for SynthConfig {
             max_side: 512,
             max_faces: 10,
             jpeg_quality: 92,
+            image_size: None,
         }
     }
 }
@@ -78,6 +84,14 @@ impl SynthConfig {
                 "max_side",
                 format!("{} must be in min_side..=8192", self.max_side),
             ));
+        }
+        if let Some(size) = self.image_size {
+            if size.iter().any(|side| !(32..=8192).contains(side)) {
+                return Err(DataError::config(
+                    "image_size",
+                    format!("{size:?}: each side must be in 32..=8192"),
+                ));
+            }
         }
         if self.max_faces == 0 {
             return Err(DataError::config("max_faces", "must be at least 1"));
@@ -167,6 +181,8 @@ pub fn render(cfg: &SynthConfig, split: SynthSplit, index: usize) -> SynthImage 
     let lo = cfg.min_side.min(cfg.max_side);
     let w = rng.random_range(lo..=cfg.max_side.max(lo));
     let h = rng.random_range(lo..=cfg.max_side.max(lo));
+    // Drawn either way, so a fixed size leaves the rest of the random stream as it was.
+    let [w, h] = cfg.image_size.unwrap_or([w, h]);
     let scene = scene::render_scene(&mut rng, w, h, cfg.max_faces.max(1));
     SynthImage {
         path: image_path(index).1,

@@ -153,3 +153,22 @@ fn names_look_like_wider() {
         .to_string();
     assert!(e.contains("`min_side`") || e.contains("`max_side`"), "{e}");
 }
+
+#[test]
+fn a_fixed_image_size_is_kept_and_validated() {
+    let cfg = SynthConfig {
+        image_size: Some([96, 64]),
+        ..small()
+    };
+    cfg.validate().unwrap();
+    for index in 0..3 {
+        let image = render(&cfg, SynthSplit::Val, index).image;
+        assert_eq!(image.dimensions(), (96, 64));
+    }
+    let bad = SynthConfig {
+        image_size: Some([640, 16]),
+        ..small()
+    };
+    let e = bad.validate().unwrap_err().to_string();
+    assert!(e.contains("`image_size`"), "{e}");
+}

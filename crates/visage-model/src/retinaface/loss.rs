@@ -19,6 +19,7 @@ use visage_losses::{smooth_l1, softmax_cross_entropy_ohem};
 use super::net::RetinaFaceOutputs;
 use super::spec::RetinaFaceLossSpec;
 use crate::common::loss::LossValues;
+use crate::common::shards::{LossTerm, Normaliser};
 use crate::common::targets::FaceTargets;
 use crate::error::ModelError;
 use crate::family::FaceLoss;
@@ -116,6 +117,8 @@ pub struct RetinaFaceLoss<B: Backend> {
     pub num_positive: usize,
     /// Positive priors whose face has landmarks.
     pub num_landmark_positive: usize,
+    /// The weight and normalisation of each part of [`named_parts`](Self::named_parts).
+    pub terms: Vec<LossTerm>,
 }
 
 impl<B: Backend> RetinaFaceLoss<B> {
@@ -132,10 +135,13 @@ impl<B: Backend> RetinaFaceLoss<B> {
         parts
     }
 
-    /// The loss with the mesh branch's `L_pixel` added to the total with `weight`.
-    pub fn with_pixel(mut self, pixel: Tensor<B, 1>, weight: f32) -> Self {
+    /// The loss with the mesh branch's `L_pixel` (a mean over `faces` rendered faces) added
+    /// to the total with `weight`.
+    pub fn with_pixel(mut self, pixel: Tensor<B, 1>, weight: f32, faces: usize) -> Self {
         self.total = self.total + pixel.clone() * weight;
         self.pixel = Some(pixel);
+        self.terms
+            .push(LossTerm::new(weight, Normaliser::Count(faces)));
         self
     }
 
@@ -154,6 +160,7 @@ impl<B: Backend> From<RetinaFaceLoss<B>> for FaceLoss<B> {
             parts: loss.named_parts(),
             total: loss.total,
             num_positive: loss.num_positive,
+            terms: loss.terms,
         }
     }
 }
@@ -237,6 +244,14 @@ pub fn retinaface_loss<B: Backend>(
         total,
         num_positive,
         num_landmark_positive: targets.landmark_index.len(),
+        terms: vec![
+            LossTerm::new(spec.cls_weight, Normaliser::Count(num_positive)),
+            LossTerm::new(spec.box_weight, Normaliser::Count(num_positive)),
+            LossTerm::new(
+                spec.landmark_weight,
+                Normaliser::Count(targets.landmark_index.len()),
+            ),
+        ],
     }
 }
 

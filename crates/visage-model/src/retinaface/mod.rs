@@ -143,7 +143,8 @@ impl<B: Backend> RetinaFace<B> {
             pixels,
         };
         let pixel = pixel_loss(branch, spec, &inputs);
-        Ok(loss.with_pixel(pixel, spec.pixel_weight))
+        let rendered = targets.positive_index.len().min(spec.max_faces);
+        Ok(loss.with_pixel(pixel, spec.pixel_weight, rendered))
     }
 }
 

@@ -24,6 +24,7 @@ use visage_losses::sigmoid_cross_entropy;
 use super::attention_targets::{AttentionAssigner, AttentionTargets};
 use super::{RetinaNet, RetinaNetOutputs};
 use crate::common::loss::{box_loss, classification_loss, LossValues};
+use crate::common::shards::{LossTerm, Normaliser};
 use crate::common::targets::{check_fit, DenseTargets, FaceTargets};
 use crate::error::ModelError;
 use crate::family::FaceLoss;
@@ -58,6 +59,8 @@ pub struct RetinaNetLoss<B: Backend> {
     pub total: Tensor<B, 1>,
     /// Positive anchors in the batch.
     pub num_positive: usize,
+    /// The weight and normalisation of each part of [`named_parts`](Self::named_parts).
+    pub terms: Vec<LossTerm>,
 }
 
 impl<B: Backend> RetinaNetLoss<B> {
@@ -94,6 +97,7 @@ impl<B: Backend> From<RetinaNetLoss<B>> for FaceLoss<B> {
             parts: loss.named_parts(),
             total: loss.total,
             num_positive: loss.num_positive,
+            terms: loss.terms,
         }
     }
 }
@@ -172,6 +176,27 @@ impl<B: Backend> RetinaNet<B> {
         {
             total = total + segmentation.clone() * config.loss_weight;
         }
+        let images = outputs.cls_logits.dims()[0];
+        let mut terms = vec![
+            LossTerm::new(1.0, Normaliser::Count(num_positive)),
+            LossTerm::new(spec.box_weight, Normaliser::Count(num_positive)),
+        ];
+        let mask_weight =
+            |config: Option<f32>| LossTerm::new(config.unwrap_or(0.0), Normaliser::Images(images));
+        if attention.is_some() {
+            terms.push(mask_weight(
+                self.policy.spec.attention.as_ref().map(|c| c.loss_weight),
+            ));
+        }
+        if segmentation.is_some() {
+            terms.push(mask_weight(
+                self.policy
+                    .spec
+                    .segmentation
+                    .as_ref()
+                    .map(|c| c.loss_weight),
+            ));
+        }
         RetinaNetLoss {
             classification,
             box_regression,
@@ -179,6 +204,7 @@ impl<B: Backend> RetinaNet<B> {
             segmentation,
             total,
             num_positive,
+            terms,
         }
     }
 }

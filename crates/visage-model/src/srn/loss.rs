@@ -19,6 +19,7 @@ use burn::prelude::*;
 use super::steps::FirstStep;
 use super::{Srn, SrnOutputs};
 use crate::common::loss::{box_loss, classification_loss};
+use crate::common::shards::{LossTerm, Normaliser};
 use crate::common::targets::{check_fit, DenseTargets, FaceTargets};
 use crate::error::ModelError;
 use crate::family::FaceLoss;
@@ -38,6 +39,8 @@ pub struct SrnLoss<B: Backend> {
     pub total: Tensor<B, 1>,
     /// Positive anchors of the second step in the batch.
     pub num_positive: usize,
+    /// The weight and normalisation of each part of [`named_parts`](Self::named_parts).
+    pub terms: Vec<LossTerm>,
 }
 
 impl<B: Backend> SrnLoss<B> {
@@ -58,6 +61,7 @@ impl<B: Backend> From<SrnLoss<B>> for FaceLoss<B> {
             parts: loss.named_parts(),
             total: loss.total,
             num_positive: loss.num_positive,
+            terms: loss.terms,
         }
     }
 }
@@ -168,6 +172,7 @@ impl<B: Backend> Srn<B> {
             + first_box_regression.clone() * spec.box_weight
             + classification.clone()
             + box_regression.clone() * spec.box_weight;
+        let count = |t: &DenseTargets| Normaliser::Count(t.num_positive());
         SrnLoss {
             first_classification,
             first_box_regression,
@@ -175,6 +180,12 @@ impl<B: Backend> Srn<B> {
             box_regression,
             total,
             num_positive: second.num_positive(),
+            terms: vec![
+                LossTerm::new(1.0, count(&targets.first_cls)),
+                LossTerm::new(spec.box_weight, count(&targets.first_box)),
+                LossTerm::new(1.0, count(second)),
+                LossTerm::new(spec.box_weight, count(second)),
+            ],
         }
     }
 }
