@@ -1,7 +1,8 @@
 //! Times a training step (forward, loss, backward, SGD) of a config's model (any architecture) on the CPU
-//! (`Flex`) with the batch split over 1, 2, … data-parallel replicas:
-//! `cargo run -p visage-train --example parallel_step -- CONFIG.toml BATCH SIZE REPLICAS,.. [STEPS]`.
-//! Prints the median step time of each replica count; the first step of each is a warm-up.
+//! (`Flex`) with the batch split over 1, 2, … CPU devices (data-parallel peers, as
+//! `[train] devices = ["cpu", "cpu"]`):
+//! `cargo run -p visage-train --example parallel_step -- CONFIG.toml BATCH SIZE DEVICES,.. [STEPS]`.
+//! Prints the median step time of each device count; the first step of each is a warm-up.
 
 use std::time::Instant;
 
@@ -11,6 +12,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use visage_data::{Batch, FaceStats, Landmarks, Target};
 use visage_model::{ModelSpec, TrainableFamily, WithTrainableFamily};
+use visage_train::distributed::{PeerGroup, Topology};
 use visage_train::step::TrainStep;
 
 type Ad = Autodiff<Flex>;
@@ -76,7 +78,7 @@ fn main() {
     }
 }
 
-/// Times `steps` training steps of one family with `replicas` shards.
+/// Times `steps` training steps of one family with the batch over `replicas` CPU devices.
 struct Timing<'a> {
     batch: &'a Batch,
     replicas: usize,
@@ -89,7 +91,17 @@ impl WithTrainableFamily<Ad> for Timing<'_> {
     fn run<M: TrainableFamily<Ad>>(self, spec: &M::Spec) {
         let device = Default::default();
         let mut model = M::new(spec, &device).unwrap();
-        let mut step = TrainStep::new(SgdConfig::new().init::<Ad, M>(), self.replicas, &device);
+        let optimizer = SgdConfig::new().init::<Ad, M>();
+        let mut step = if self.replicas == 1 {
+            TrainStep::new(optimizer, &device)
+        } else {
+            let topology = Topology {
+                local_devices: self.replicas,
+                ..Topology::default()
+            };
+            let peers = PeerGroup::register(&topology, vec![device; self.replicas]).unwrap();
+            TrainStep::parallel(optimizer, peers)
+        };
         let mut times = Vec::new();
         for _ in 0..self.steps {
             let t = Instant::now();
@@ -102,7 +114,7 @@ impl WithTrainableFamily<Ad> for Timing<'_> {
         let median = measured[measured.len() / 2];
         let images = self.batch.targets.len();
         println!(
-            "replicas {}: median step {:.0} ms over {} steps => {:.1} img/s",
+            "devices {}: median step {:.0} ms over {} steps => {:.1} img/s",
             self.replicas,
             median * 1e3,
             measured.len(),

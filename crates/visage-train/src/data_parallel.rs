@@ -1,50 +1,36 @@
-//! Data-parallel gradients on one device: a batch is split into shards, each shard runs forward,
-//! loss and backward on its own thread against its own fork of the model, and the shards'
-//! gradients are summed into one [`GradientsParams`] for a single optimiser step.
+//! The data-parallel step: this machine's part of a batch split over its devices (local
+//! peers, one thread each), every peer's gradients summed over every peer of the run with
+//! burn-collective (see [`crate::distributed`]).
 //!
-//! Why: on the CPU backend most of a small model's training step (autodiff bookkeeping,
-//! element-wise kernels, small convolutions) runs on the calling thread, so one step leaves
-//! the other cores idle. Independent shards keep them busy. On a GPU there is one device
-//! queue and `replicas = 1` is the right setting.
+//! Each peer runs forward and loss on its shard against a fork of the model on its device
+//! ([`Module::fork`]: the same parameter ids, fresh autodiff leaves, so the shards' graphs
+//! stay apart and their backward passes run concurrently). Then two all-reduces:
+//! 1. a status vector: each loss part's sum (part × the divisor the shard used) and
+//!    normaliser count, positives, images, and whether the shard's loss was not finite or
+//!    failed — every peer now knows the loss of the whole batch and its counts;
+//! 2. after backward on the shard's share of the batch loss (each part divided by the batch's
+//!    count: `FaceLoss::shard_total`), the gradients as one flat tensor.
 //!
-//! Semantics, as PyTorch's DistributedDataParallel on `replicas` workers:
-//! - each shard's loss is normalised by its own positives, scaled by its share of the batch
-//!   (`n_k / n`) and the scaled gradients are summed: the step follows the gradient of the
-//!   image-weighted mean of the shard losses (exactly the batch loss for losses that are
-//!   means over images; tested);
-//! - batch normalisation in training mode sees each shard's statistics (no synchronised batch
-//!   norm); the running statistics are Burn's [`burn::module::RunningState`], whose per-thread
-//!   updates are averaged when read.
-//!
-//! Replicas are forks ([`Module::fork`]): the same parameter ids, fresh autodiff leaves, so
-//! the shards' graphs stay separate and their backward passes run concurrently (two graphs
-//! sharing leaves are merged by Burn's autodiff client and serialised).
+//! The summed gradients are those of the batch loss, whatever the split (tested against one
+//! process on the whole batch). A shard whose loss is not finite makes every peer skip the
+//! step; a shard that fails makes every peer stop.
 
 use std::ops::Range;
 
 use burn::module::AutodiffModule;
-use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use visage_model::LossValues;
+use burn::tensor::TensorData;
+use visage_model::{FaceLoss, LossValues, ModelError};
 
-/// One shard's loss: the differentiable total and its values read back to the host.
-#[derive(Debug)]
-pub struct ShardLoss<B: Backend> {
-    /// `[1]`: what this shard minimises (normalised within the shard).
-    pub total: Tensor<B, 1>,
-    /// The same loss as numbers.
-    pub values: LossValues,
-}
+use crate::distributed::{GradientLayout, PeerGroup};
+use crate::error::TrainError;
 
-/// The gradients of one step and the loss they came from.
-#[derive(Debug)]
-pub struct StepGradients {
-    /// Summed over shards, each scaled by its share of the batch.
-    pub grads: GradientsParams,
-    /// Total and parts: image-weighted means over shards; positives: summed.
-    pub values: LossValues,
-}
+/// Loss parts a family may have (the status vector has room for this many).
+const MAX_PARTS: usize = 8;
+/// Status vector: sums and counts per part, then positives, images, non-finite, failed.
+const STATUS_LEN: usize = 2 * MAX_PARTS + 4;
 
 /// Splits `n` items into at most `replicas` contiguous, non-empty ranges whose lengths differ
 /// by at most one (the first ones longer). `replicas` of 0 counts as 1.
@@ -63,80 +49,224 @@ pub fn shard_ranges(n: usize, replicas: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
-/// Runs `loss` on every shard (`(data, images in it)`) and returns the summed gradients. Each
-/// shard runs on its own scoped thread, inside a one-thread rayon pool, against a fork of
-/// `model`; with one shard it runs on the calling thread against `model` itself.
+/// What a parallel step gives every peer.
+#[derive(Debug)]
+pub enum ParallelOutcome {
+    /// The gradients of the batch loss (on the first local device) and the batch's loss.
+    Gradients {
+        /// Summed over every peer.
+        grads: GradientsParams,
+        /// The loss of the whole batch (every machine's images).
+        values: LossValues,
+        /// Images in the whole batch.
+        images: usize,
+    },
+    /// Some shard's loss was NaN or infinite: no peer applies the step.
+    NonFinite {
+        /// The loss of the batch as far as it is known (`loss: total NaN ...`).
+        detail: String,
+        /// Images in the whole batch.
+        images: usize,
+    },
+}
+
+/// Runs `loss` on each local peer's shard (`shards[k]` on `peers.devices()[k]`, from its
+/// own thread) and sums the gradients of the batch loss over every peer of the run.
+/// `initialised`: whether `model`'s parameters exist yet (Burn creates them lazily).
 ///
 /// # Errors
-/// The first error `loss` returns, in shard order.
+/// The first shard's error (a [`ModelError`] as [`TrainError::Model`]), an error of another
+/// machine's shard, or a [`TrainError::Collective`] (timeout, lost peer).
 ///
 /// # Panics
-/// If `shards` is empty or holds no images, or a shard's thread panics.
-pub fn parallel_gradients<B, M, S, E, F>(
+/// If there is not one shard per local peer, or a peer's thread panics.
+pub fn parallel_gradients<B, M, S, F>(
     model: &M,
+    peers: &PeerGroup<B::InnerBackend>,
+    initialised: bool,
     shards: Vec<(S, usize)>,
     loss: F,
-) -> Result<StepGradients, E>
+) -> Result<ParallelOutcome, TrainError>
 where
     B: AutodiffBackend,
     M: AutodiffModule<B>,
     S: Send,
-    E: Send,
-    F: Fn(&M, S) -> Result<ShardLoss<B>, E> + Sync,
+    F: Fn(&M, S, &B::Device) -> Result<FaceLoss<B>, ModelError> + Sync,
 {
-    let images: usize = shards.iter().map(|(_, n)| n).sum();
-    assert!(images > 0, "a step needs at least one image");
-    let shard_step = |replica: &M, data: S, share: f32| -> Result<_, E> {
-        let ShardLoss { total, values } = loss(replica, data)?;
-        let grads = GradientsParams::from_grads((total * share).backward(), replica);
-        Ok((grads, values, share))
-    };
-    let results: Vec<Result<_, E>> = if shards.len() == 1 {
-        let (data, _) = shards.into_iter().next().expect("one shard");
-        vec![shard_step(model, data, 1.0)]
+    assert_eq!(
+        shards.len(),
+        peers.devices().len(),
+        "one shard per local peer"
+    );
+    let mut shards = shards.into_iter();
+    let (first, first_images) = shards.next().expect("a shard");
+    let devices = peers.devices();
+    // A new model's parameters are created at their first use, from the seeded RNG in the
+    // order the forward pass reaches them: the first peer's forward runs before the others
+    // fork the model, on the model itself, as on one device.
+    let first = if initialised {
+        Work::Data(first)
     } else {
-        let device = model
-            .devices()
+        Work::Computed(loss(model, first, &devices[0]))
+    };
+    let others: Vec<(usize, M, S, usize)> = shards
+        .enumerate()
+        .map(|(k, (data, images))| (k + 1, model.clone().fork(&devices[k + 1]), data, images))
+        .collect();
+    let loss = &loss;
+    let mut results: Vec<Result<ParallelOutcome, TrainError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = others
             .into_iter()
-            .next()
-            .expect("a model with parameters");
-        let shard_step = &shard_step;
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = shards
-                .into_iter()
-                .map(|(data, n)| {
-                    let replica = model.clone().fork(&device);
-                    let share = n as f32 / images as f32;
-                    scope.spawn(move || {
-                        one_thread_pool().install(move || shard_step(&replica, data, share))
+            .map(|(local, replica, data, images)| {
+                scope.spawn(move || {
+                    one_thread_pool().install(move || {
+                        let shard_loss = loss(&replica, data, &devices[local]);
+                        shard_step(&replica, peers, local, images, shard_loss)
                     })
                 })
-                .collect();
+            })
+            .collect();
+        // The first peer steps the model itself, on this thread.
+        let first_loss = match first {
+            Work::Computed(loss) => loss,
+            Work::Data(data) => loss(model, data, &devices[0]),
+        };
+        let mut results = vec![shard_step(model, peers, 0, first_images, first_loss)];
+        results.extend(
             handles
                 .into_iter()
-                .map(|h| h.join().expect("a data-parallel shard panicked"))
-                .collect()
-        })
-    };
+                .map(|h| h.join().expect("a data-parallel peer panicked")),
+        );
+        results
+    });
+    // Every peer saw the same sums, so the first local peer's result is the machine's; of
+    // errors, a shard's own (not "another peer failed") says most.
+    let own_error = results
+        .iter()
+        .position(|r| matches!(r, Err(e) if !matches!(e, TrainError::Collective(_))));
+    match own_error.or_else(|| results.iter().position(Result::is_err)) {
+        Some(k) => Err(results.swap_remove(k).unwrap_err()),
+        None => Ok(results.swap_remove(0).expect("checked")),
+    }
+}
 
-    let mut accumulator = GradientsAccumulator::<M>::new();
-    let mut combined: Option<LossValues> = None;
-    for result in results {
-        let (grads, values, share) = result?;
-        accumulator.accumulate::<B>(model, grads);
-        combined = Some(match combined {
-            None => scaled(&values, share),
-            Some(sum) => add_scaled(sum, &values, share),
+/// A peer's shard: its data, or (the first step's first peer) its loss already computed.
+enum Work<S, B: Backend> {
+    Data(S),
+    Computed(Result<FaceLoss<B>, ModelError>),
+}
+
+/// One peer's part of the step, from its shard's loss.
+fn shard_step<B, M>(
+    replica: &M,
+    peers: &PeerGroup<B::InnerBackend>,
+    local: usize,
+    images: usize,
+    loss: Result<FaceLoss<B>, ModelError>,
+) -> Result<ParallelOutcome, TrainError>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+{
+    let device = &peers.devices()[local];
+    let mut status = [0.0f32; STATUS_LEN];
+    status[2 * MAX_PARTS + 1] = images as f32;
+    let mut own_detail = None;
+    match &loss {
+        Ok(loss) => {
+            let parts = loss.parts.len();
+            assert!(
+                parts <= MAX_PARTS,
+                "{parts} loss parts: at most {MAX_PARTS}"
+            );
+            for (p, ((_, part), term)) in loss.parts.iter().zip(&loss.terms).enumerate() {
+                let value: f32 = part.clone().into_scalar().elem();
+                status[p] = value * term.normaliser.divisor();
+                status[MAX_PARTS + p] = term.count() as f32;
+            }
+            status[2 * MAX_PARTS] = loss.num_positive as f32;
+            if status[..parts].iter().any(|v| !v.is_finite()) {
+                own_detail = Some(format!("{:?}", &status[..parts]));
+                status[2 * MAX_PARTS + 2] = 1.0;
+                status[..parts].fill(0.0);
+            }
+        }
+        Err(_) => status[2 * MAX_PARTS + 3] = 1.0,
+    }
+    let summed = peers.all_reduce_sum(
+        local,
+        Tensor::from_data(TensorData::new(status.to_vec(), [STATUS_LEN]), device),
+        "loss sums and counts",
+    )?;
+    let summed: Vec<f32> = summed.into_data().convert::<f32>().to_vec().expect("f32");
+    let batch_images = summed[2 * MAX_PARTS + 1].round() as usize;
+    let loss = match loss {
+        Err(e) => return Err(e.into()),
+        Ok(_) if summed[2 * MAX_PARTS + 3] > 0.0 => {
+            return Err(TrainError::Collective(
+                "another peer's loss failed (its own log says why)".into(),
+            ))
+        }
+        Ok(loss) => loss,
+    };
+    if summed[2 * MAX_PARTS + 2] > 0.0 {
+        let detail = match own_detail {
+            Some(sums) => format!("loss: part sums {sums} on this peer"),
+            None => "loss: NaN or infinite on another peer".into(),
+        };
+        return Ok(ParallelOutcome::NonFinite {
+            detail,
+            images: batch_images,
         });
     }
-    Ok(StepGradients {
-        grads: accumulator.grads(),
-        values: combined.expect("at least one shard"),
+    let parts = loss.parts.len();
+    let counts: Vec<usize> = summed[MAX_PARTS..MAX_PARTS + parts]
+        .iter()
+        .map(|c| c.round() as usize)
+        .collect();
+    let values = batch_values(&loss, &summed[..parts], &counts, summed[2 * MAX_PARTS]);
+    let grads = GradientsParams::from_grads(loss.shard_total(&counts).backward(), replica);
+    // After the forward pass every parameter exists; forks share the model's layout.
+    let layout = GradientLayout::of(replica);
+    let flat = layout.flatten::<B, M, B::InnerBackend>(replica, &grads, device);
+    let summed = peers.all_reduce_sum(local, flat, "gradients")?;
+    Ok(ParallelOutcome::Gradients {
+        grads: layout.unflatten(replica, summed),
+        values,
+        images: batch_images,
     })
 }
 
+/// The loss of the whole batch from its summed part sums and counts.
+fn batch_values<B: Backend>(
+    loss: &FaceLoss<B>,
+    sums: &[f32],
+    counts: &[usize],
+    positives: f32,
+) -> LossValues {
+    let parts: Vec<(&'static str, f32)> = loss
+        .parts
+        .iter()
+        .zip(&loss.terms)
+        .zip(sums.iter().zip(counts))
+        .map(|(((name, _), term), (sum, &count))| {
+            (*name, sum / term.normaliser.with_count(count).divisor())
+        })
+        .collect();
+    let total = parts
+        .iter()
+        .zip(&loss.terms)
+        .map(|((_, value), term)| value * term.weight)
+        .sum();
+    LossValues {
+        total,
+        parts,
+        num_positive: positives.round() as usize,
+    }
+}
+
 /// A private one-thread rayon pool: the backend's parallel kernels called inside it stay on
-/// the shard's thread instead of queueing on the global pool that every shard shares.
+/// the peer's thread instead of queueing on the global pool that every peer shares.
 fn one_thread_pool() -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()
         .num_threads(1)
@@ -144,31 +274,9 @@ fn one_thread_pool() -> rayon::ThreadPool {
         .expect("a one-thread rayon pool")
 }
 
-fn scaled(values: &LossValues, share: f32) -> LossValues {
-    LossValues {
-        total: values.total * share,
-        parts: values.parts.iter().map(|(n, v)| (*n, v * share)).collect(),
-        num_positive: values.num_positive,
-    }
-}
-
-fn add_scaled(mut sum: LossValues, values: &LossValues, share: f32) -> LossValues {
-    sum.total += values.total * share;
-    for ((_, acc), (_, v)) in sum.parts.iter_mut().zip(&values.parts) {
-        *acc += v * share;
-    }
-    sum.num_positive += values.num_positive;
-    sum
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::backend::{Autodiff, Flex};
-    use burn::nn::{Linear, LinearConfig};
-    use burn::tensor::{Distribution, TensorData};
-
-    type Ad = Autodiff<Flex>;
 
     #[test]
     fn shards_cover_the_batch_evenly() {
@@ -177,93 +285,5 @@ mod tests {
         assert_eq!(shard_ranges(2, 4), vec![0..1, 1..2]);
         assert_eq!(shard_ranges(5, 0), vec![0..5]);
         assert_eq!(shard_ranges(0, 2), Vec::<Range<usize>>::new());
-    }
-
-    /// Mean squared error of a linear model over the rows `rows` of (x, y).
-    fn mse_loss(
-        model: &Linear<Ad>,
-        x: &[f32],
-        y: &[f32],
-        rows: Range<usize>,
-    ) -> Result<ShardLoss<Ad>, String> {
-        let device = Default::default();
-        let n = rows.len();
-        let xs = Tensor::<Ad, 2>::from_data(
-            TensorData::new(x[rows.start * 3..rows.end * 3].to_vec(), [n, 3]),
-            &device,
-        );
-        let ys = Tensor::<Ad, 2>::from_data(
-            TensorData::new(y[rows.start * 2..rows.end * 2].to_vec(), [n, 2]),
-            &device,
-        );
-        let diff = model.forward(xs) - ys;
-        let total = (diff.clone() * diff).sum_dim(1).mean();
-        let values = LossValues::read(&total, &[("mse", &total)], n).map_err(|e| e.to_string())?;
-        Ok(ShardLoss { total, values })
-    }
-
-    fn gradients_of(model: &Linear<Ad>, grads: &GradientsParams) -> Vec<f32> {
-        let mut out: Vec<f32> = grads
-            .get::<Flex, 2>(model.weight.id)
-            .unwrap()
-            .into_data()
-            .to_vec()
-            .unwrap();
-        let bias = model.bias.as_ref().unwrap();
-        out.extend(
-            grads
-                .get::<Flex, 1>(bias.id)
-                .unwrap()
-                .into_data()
-                .to_vec::<f32>()
-                .unwrap(),
-        );
-        out
-    }
-
-    #[test]
-    fn sharded_gradients_equal_the_whole_batch_gradient() {
-        let device = Default::default();
-        let model: Linear<Ad> = LinearConfig::new(3, 2).init(&device);
-        let x: Vec<f32> =
-            Tensor::<Flex, 1>::random([7 * 3], Distribution::Normal(0.0, 1.0), &device)
-                .into_data()
-                .to_vec()
-                .unwrap();
-        let y: Vec<f32> = (0..14).map(|i| (i as f32 * 0.37).sin()).collect();
-        let whole =
-            parallel_gradients(&model, vec![(0..7, 7)], |m, rows| mse_loss(m, &x, &y, rows))
-                .unwrap();
-        for replicas in [2, 3] {
-            let shards = shard_ranges(7, replicas)
-                .into_iter()
-                .map(|r| (r.clone(), r.len()))
-                .collect();
-            let split =
-                parallel_gradients(&model, shards, |m, rows| mse_loss(m, &x, &y, rows)).unwrap();
-            let (a, b) = (
-                gradients_of(&model, &whole.grads),
-                gradients_of(&model, &split.grads),
-            );
-            assert_eq!(a.len(), 8);
-            for (u, v) in a.iter().zip(&b) {
-                assert!((u - v).abs() <= 1e-5 * (1.0 + u.abs()), "{a:?} vs {b:?}");
-            }
-            assert!((whole.values.total - split.values.total).abs() < 1e-5);
-            assert_eq!(split.values.num_positive, 7);
-            assert_eq!(split.values.parts[0].0, "mse");
-        }
-    }
-
-    #[test]
-    fn a_failing_shard_is_an_error() {
-        let device = Default::default();
-        let model: Linear<Ad> = LinearConfig::new(3, 2).init(&device);
-        let shards = vec![(0usize, 1usize), (1, 1)];
-        let err = parallel_gradients(&model, shards, |_, k| -> Result<ShardLoss<Ad>, String> {
-            Err(format!("shard {k} failed"))
-        })
-        .unwrap_err();
-        assert_eq!(err, "shard 0 failed");
     }
 }

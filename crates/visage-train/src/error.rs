@@ -43,6 +43,10 @@ pub enum TrainError {
     /// Detection over the validation split failed.
     #[error(transparent)]
     Infer(#[from] visage_infer::InferError),
+    /// Data-parallel training across devices or machines failed: a peer did not answer
+    /// within the timeout, the coordinator could not be reached, or the peers disagree.
+    #[error("data parallel: {0}")]
+    Collective(String),
     /// A file could not be written: the disk is full, or another write error.
     #[error("{}", write_message(path, source))]
     Write {

@@ -6,7 +6,9 @@
 //! dataset.rs       the training set (synthetic set generated when asked)
 //! step.rs          one step: shards → forward, loss, backward → one optimiser step (or
 //!                  none, when the loss or a gradient is not finite)
-//! data_parallel.rs the shards' gradients, summed
+//! data_parallel.rs the shards of a batch
+//! distributed/     data parallel over devices and machines on burn-collective: peers,
+//!                  topology, the gradients' all-reduce, the coordinator
 //! guard.rs         the divergence guard: stop or skip non-finite steps, loss spikes
 //! training_loop.rs epochs of steps at the schedule's rate, from any point of an epoch;
 //!                  events out, outputs called
@@ -17,6 +19,7 @@
 //! run_dir.rs       the run directory's lock, fresh-run guard, pruning of old epochs
 //! events.rs        what a run reports; the caller renders it
 //! trainer.rs       `train`: the parts assembled for a config
+//! device_check.rs  one step of every tiny family on a backend against Flex (wgpu, CUDA)
 //! ```
 //!
 //! SGD with momentum and weight decay (or AdamW), warm-up then step decay, atomic verified
@@ -27,6 +30,8 @@ pub mod checkpoint;
 mod config;
 pub mod data_parallel;
 pub mod dataset;
+pub mod device_check;
+pub mod distributed;
 mod error;
 pub mod events;
 pub mod guard;
@@ -40,7 +45,8 @@ mod trainer;
 pub mod training_loop;
 
 pub use config::{
-    DataSpec, ExperimentConfig, NonFinitePolicy, OptimizerKind, SynthSpec, TrainSpec,
+    check_devices, DataSpec, DeviceName, ExperimentConfig, NonFinitePolicy, OptimizerKind,
+    SynthSpec, TrainSpec,
 };
 pub use error::TrainError;
 pub use events::TrainEvent;

@@ -1,7 +1,8 @@
-//! One training step: a loader batch split into `replicas` data-parallel shards, forward,
-//! loss and backward on each (see [`crate::data_parallel`]), then one optimiser step — unless
-//! the loss or a gradient is NaN or infinite, in which case nothing is applied and the caller
-//! decides (`train.on_non_finite`).
+//! One training step: forward, loss and backward on the batch, then one optimiser step —
+//! unless the loss or a gradient is NaN or infinite, in which case nothing is applied and
+//! the caller decides (`train.on_non_finite`). With several devices or machines, this
+//! machine's part of the batch is split over its devices and the gradients are summed over
+//! every peer of the run (see [`crate::data_parallel`]).
 
 use std::marker::PhantomData;
 
@@ -13,14 +14,17 @@ use burn::tensor::TensorData;
 use visage_data::{Batch, Target};
 use visage_model::{FaceTargets, LossValues, ModelError, TrainableFamily};
 
-use crate::data_parallel::{parallel_gradients, shard_ranges, ShardLoss};
+use crate::data_parallel::{parallel_gradients, shard_ranges, ParallelOutcome};
+use crate::distributed::PeerGroup;
+use crate::error::TrainError;
 
-/// The step of a run: its optimiser, the shard count and the device.
+/// The step of a run: its optimiser and device, and the peers of a data-parallel run.
 #[derive(Debug)]
 pub struct TrainStep<B: AutodiffBackend, M, O> {
     optimizer: O,
-    replicas: usize,
     device: B::Device,
+    /// This machine's devices as burn-collective peers (none: one device, one machine).
+    peers: Option<PeerGroup<B::InnerBackend>>,
     /// Whether the model's parameters were seen initialised (they stay so).
     initialised: bool,
     model: PhantomData<M>,
@@ -64,12 +68,25 @@ where
     M: TrainableFamily<B>,
     O: Optimizer<M, B>,
 {
-    /// A step with `optimizer`, splitting each batch into `replicas` shards on `device`.
-    pub fn new(optimizer: O, replicas: usize, device: &B::Device) -> Self {
+    /// A step with `optimizer` on `device`.
+    pub fn new(optimizer: O, device: &B::Device) -> Self {
         Self {
             optimizer,
-            replicas: replicas.max(1),
             device: device.clone(),
+            peers: None,
+            initialised: false,
+            model: PhantomData,
+        }
+    }
+
+    /// A data-parallel step with `optimizer`: this machine's part of each batch is split over
+    /// the devices of `peers` (the model lives on the first), gradients summed over every
+    /// peer of the run.
+    pub fn parallel(optimizer: O, peers: PeerGroup<B::InnerBackend>) -> Self {
+        Self {
+            optimizer,
+            device: peers.devices()[0].clone(),
+            peers: Some(peers),
             initialised: false,
             model: PhantomData,
         }
@@ -80,59 +97,83 @@ where
         &self.optimizer
     }
 
-    /// Forward, loss and backward over the shards of `batch`, then the optimiser step at
-    /// learning rate `lr`; returns the updated model and the loss. A non-finite loss or
-    /// gradient returns the model as it was ([`StepOutcome::NonFinite`]).
+    /// Forward, loss and backward over `batch` (this machine's part of it), then the
+    /// optimiser step at learning rate `lr`; returns the updated model and the loss (of the
+    /// whole batch, every machine's images). A non-finite loss or gradient returns the model
+    /// as it was ([`StepOutcome::NonFinite`]).
     ///
     /// # Errors
-    /// [`ModelError::InvalidInput`] when the targets do not fit the batch.
-    pub fn run(&mut self, model: M, batch: Batch, lr: f64) -> Result<(M, StepOutcome), ModelError> {
-        let images = batch.targets.len();
+    /// [`ModelError::InvalidInput`] when the targets do not fit the batch; with peers, a
+    /// [`TrainError::Collective`] when a peer fails or does not answer.
+    pub fn run(&mut self, model: M, batch: Batch, lr: f64) -> Result<(M, StepOutcome), TrainError> {
         let size = batch.size;
-        let (shards, faces) = into_shards(batch, self.replicas);
-        let device = &self.device;
         // The state to return to if the step is not finite: its forward passes have already
         // pushed this batch's statistics into the batch-norm running averages. Recording the
         // model first also folds the previous step's running-statistics update in, as the
         // next forward pass would. Not before the first step, whose forward pass initialises
         // the parameters (a record would, in another order: another initialisation).
-        self.initialised = self.initialised || initialised(&model);
-        let before = self.initialised.then(|| model.clone().into_record());
-        let step = parallel_gradients(&model, shards, |replica: &M, shard: Shard| {
-            let n = shard.rows.len();
-            let images = Tensor::<B, 4>::from_data(
-                TensorData::new(shard.pixels, [n, 3, size, size]),
-                device,
-            );
-            let outputs = replica.forward(images);
-            let loss = replica.loss(&outputs, &faces[shard.rows])?;
-            let values = loss.values()?;
-            Ok::<_, ModelError>(ShardLoss {
-                total: loss.total,
-                values,
-            })
-        });
-        let step = match step {
-            Ok(step) => step,
-            Err(ModelError::NonFiniteLoss(detail)) => {
-                return Ok(not_applied(
-                    model,
-                    before,
-                    format!("loss: {detail}"),
-                    images,
-                ));
+        let was_initialised = self.initialised || initialised(&model);
+        self.initialised = was_initialised;
+        let before = was_initialised.then(|| model.clone().into_record());
+        let (grads, values, images) = match &self.peers {
+            None => {
+                let images = batch.targets.len();
+                let faces = face_targets(batch.targets);
+                let n = faces.len();
+                let input = Tensor::<B, 4>::from_data(
+                    TensorData::new(batch.images, [n, 3, size, size]),
+                    &self.device,
+                );
+                let loss = model.loss(&model.forward(input), &faces)?;
+                let values = match loss.values() {
+                    Ok(values) => values,
+                    Err(ModelError::NonFiniteLoss(detail)) => {
+                        let detail = format!("loss: {detail}");
+                        return Ok(not_applied(model, before, detail, images));
+                    }
+                    Err(other) => return Err(other.into()),
+                };
+                let grads = GradientsParams::from_grads(loss.total.backward(), &model);
+                (grads, values, images)
             }
-            Err(other) => return Err(other),
+            Some(peers) => {
+                let (shards, faces) = into_shards(batch, peers.devices().len());
+                let outcome = parallel_gradients(
+                    &model,
+                    peers,
+                    was_initialised,
+                    shards,
+                    |replica: &M, shard: Shard, device: &B::Device| {
+                        let n = shard.rows.len();
+                        let input = Tensor::<B, 4>::from_data(
+                            TensorData::new(shard.pixels, [n, 3, size, size]),
+                            device,
+                        );
+                        replica.loss(&replica.forward(input), &faces[shard.rows])
+                    },
+                )?;
+                match outcome {
+                    ParallelOutcome::Gradients {
+                        grads,
+                        values,
+                        images,
+                    } => (grads, values, images),
+                    ParallelOutcome::NonFinite { detail, images } => {
+                        return Ok(not_applied(model, before, detail, images));
+                    }
+                }
+            }
         };
-        if !gradients_finite(&model, &step.grads) {
-            let detail = format!("gradients (loss {})", step.values.describe());
+        self.initialised = true;
+        if !gradients_finite(&model, &grads) {
+            let detail = format!("gradients (loss {})", values.describe());
             return Ok(not_applied(model, before, detail, images));
         }
-        let model = self.optimizer.step(lr, model, step.grads);
+        let model = self.optimizer.step(lr, model, grads);
         Ok((
             model,
             StepOutcome::Applied {
-                loss: step.values,
+                loss: values,
                 images,
             },
         ))

@@ -1,10 +1,11 @@
 //! `train`: a run assembled from its parts — the run directory (locked for the run) and data
 //! set, the loader and schedule, the model of the configured family (initial backbone
-//! weights, or the newest good checkpoint when resuming), the optimiser, then [`run_epochs`]
-//! with the run directory's outputs.
+//! weights, or the newest good checkpoint when resuming), the optimiser, the data-parallel
+//! peers when the run has several devices or machines, then [`run_epochs`] with the run
+//! directory's outputs (rank 0's; the other machines write nothing).
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::decay::WeightDecayConfig;
@@ -17,6 +18,7 @@ use visage_model::{LossValues, TrainableFamily, WithTrainableFamily};
 use crate::checkpoint::{find_resumable, load_for_resume, prepare_resume, TrainState};
 use crate::config::{ExperimentConfig, OptimizerKind};
 use crate::dataset::{ensure_dataset, train_dataset};
+use crate::distributed::{start_coordinator, NodeSpec, PeerGroup, Topology, DEFAULT_PEER_TIMEOUT};
 use crate::error::{io, write_error, TrainError};
 use crate::events::TrainEvent;
 use crate::guard::GuardSettings;
@@ -24,7 +26,7 @@ use crate::outputs::RunDirOutputs;
 use crate::run_dir::{clear_previous_run, RunLock};
 use crate::schedule::LrSchedule;
 use crate::step::TrainStep;
-use crate::training_loop::{run_epochs, LoopSettings};
+use crate::training_loop::{run_epochs, LoopSettings, NoOutputs, RunOutputs};
 
 /// How a training run is driven (beyond its config).
 #[derive(Debug, Clone, Default)]
@@ -39,6 +41,12 @@ pub struct TrainOptions {
     /// With `max_iterations`: a check of the set-up, which writes no checkpoint unless an
     /// epoch completes.
     pub dry_run: bool,
+    /// The machines of a multi-machine run (`--nnodes`, `--node-rank`, `--master-addr`);
+    /// `None`: this machine alone.
+    pub nodes: Option<NodeSpec>,
+    /// How long a peer of a data-parallel run waits for the others before the run stops
+    /// with an error (default [`DEFAULT_PEER_TIMEOUT`]).
+    pub peer_timeout: Option<Duration>,
 }
 
 /// What a finished run reports.
@@ -58,24 +66,54 @@ pub struct TrainSummary {
     pub images_per_second: f64,
 }
 
-/// Trains the detector of `config` on `device`, writing checkpoints, metrics and the resolved
-/// config under `config.run_dir`; `events` sees everything that happens.
+/// Trains the detector of `config` on `devices` (one model replica each; several split each
+/// batch, data parallel), with the machines of `options.nodes` when set, writing checkpoints,
+/// metrics and the resolved config under `config.run_dir` (on rank 0); `events` sees
+/// everything that happens.
+///
+/// # Panics
+/// If `devices` is empty.
 pub fn train<B: AutodiffBackend>(
     config: &ExperimentConfig,
     options: &TrainOptions,
-    device: &B::Device,
+    devices: &[B::Device],
     events: &mut dyn FnMut(TrainEvent),
 ) -> Result<TrainSummary, TrainError> {
+    assert!(!devices.is_empty(), "at least one device");
     let started = Instant::now();
-    let run_dir = &config.run_dir;
-    std::fs::create_dir_all(run_dir).map_err(io(run_dir))?;
-    // Held until the run returns: one writer per run directory, `--overwrite` included.
-    let _lock = RunLock::acquire(run_dir)?;
-    if !options.resume {
-        clear_previous_run(run_dir, options.overwrite)?;
+    let topology = Topology {
+        local_devices: devices.len(),
+        nodes: options.nodes.clone(),
+        peer_timeout: options.peer_timeout.unwrap_or(DEFAULT_PEER_TIMEOUT),
+    };
+    let node_slots = topology.node_slots(config.train.batch_size)?;
+    let mut peers = None;
+    let mut _lock = None;
+    if let Some(nodes) = topology.nodes.as_ref().filter(|n| n.nnodes > 1) {
+        nodes.validate()?;
+        refuse_multi_node()?;
+        if topology.is_primary() && !nodes.external_coordinator {
+            start_coordinator(nodes.master_port()?)?;
+        }
     }
-    let resolved = run_dir.join("config.toml");
-    std::fs::write(&resolved, config.to_toml()).map_err(write_error(&resolved))?;
+    let run_dir = &config.run_dir;
+    if topology.is_primary() {
+        std::fs::create_dir_all(run_dir).map_err(io(run_dir))?;
+        // Held until the run returns: one writer per run directory, `--overwrite` included.
+        _lock = Some(RunLock::acquire(run_dir)?);
+        if !options.resume {
+            clear_previous_run(run_dir, options.overwrite)?;
+        }
+        let resolved = run_dir.join("config.toml");
+        std::fs::write(&resolved, config.to_toml()).map_err(write_error(&resolved))?;
+    } else {
+        // Rank 0 registers once its run directory (and the checkpoint a resumed run starts
+        // from) is ready: the other machines read it after this.
+        peers = Some(PeerGroup::<B::InnerBackend>::register(
+            &topology,
+            devices.to_vec(),
+        )?);
+    }
     ensure_dataset(&config.data, |synth| {
         events(TrainEvent::GeneratingSynth {
             root: &config.data.root,
@@ -83,7 +121,10 @@ pub fn train<B: AutodiffBackend>(
             val_images: synth.val_images,
         })
     })?;
-    let loader = open_loader(config, events)?;
+    let mut loader = open_loader(config, events)?;
+    if topology.nnodes() > 1 {
+        loader = loader.sharded(node_slots)?;
+    }
     let iters_per_epoch = loader.batches_per_epoch();
     if iters_per_epoch == 0 {
         return Err(TrainError::InvalidConfig {
@@ -100,9 +141,30 @@ pub fn train<B: AutodiffBackend>(
         loader: &loader,
         schedule: LrSchedule::new(&config.train, iters_per_epoch),
         started,
-        device,
+        devices,
+        topology: &topology,
+        peers,
         events,
     })
+}
+
+/// burn-collective 0.21 cannot run more than one all-reduce across machines: its global
+/// sync (`SyncService::sync`) clears a copy of the list of synced nodes instead of the list,
+/// so every sync after the first waits forever. Until a Burn release fixes it, a
+/// multi-machine run is refused instead of hanging at its second exchange;
+/// `VISAGE_ALLOW_MULTI_NODE=1` lets one through (for a patched burn-collective, and for the
+/// test that shows the hang).
+fn refuse_multi_node() -> Result<(), TrainError> {
+    if std::env::var("VISAGE_ALLOW_MULTI_NODE").is_ok_and(|v| v == "1") {
+        return Ok(());
+    }
+    Err(TrainError::Collective(
+        "training across machines (--nnodes > 1) is not available with Burn 0.21: \
+         burn-collective's global sync never resets, so the second all-reduce across machines \
+         hangs (see the README, \"Several GPUs, several machines\"); several devices of one \
+         machine (--devices) work"
+            .into(),
+    ))
 }
 
 /// The training set and its loader; reports what the selection kept, and stops on an
@@ -145,7 +207,10 @@ struct FamilyRun<'a, 'e, B: AutodiffBackend> {
     loader: &'a Loader,
     schedule: LrSchedule,
     started: Instant,
-    device: &'a B::Device,
+    devices: &'a [B::Device],
+    topology: &'a Topology,
+    /// This machine's peers, when they registered before the model was built (ranks > 0).
+    peers: Option<PeerGroup<B::InnerBackend>>,
     events: &'a mut (dyn FnMut(TrainEvent) + 'e),
 }
 
@@ -155,9 +220,10 @@ impl<B: AutodiffBackend> WithTrainableFamily<B> for FamilyRun<'_, '_, B> {
     fn run<M: TrainableFamily<B>>(self, spec: &M::Spec) -> Self::Output {
         let train = &self.config.train;
         // Seed the backend so weight initialisation (like the data order) follows the seed.
-        B::seed(self.device, train.seed);
-        let mut model = M::new(spec, self.device)?
-            .with_input_normalisation(self.config.data.pixel_normalisation());
+        let device = &self.devices[0];
+        B::seed(device, train.seed);
+        let mut model =
+            M::new(spec, device)?.with_input_normalisation(self.config.data.pixel_normalisation());
         if !self.options.resume {
             // A resumed run's checkpoint holds every weight; a new run may start from
             // ImageNet.
@@ -208,16 +274,21 @@ impl<B: AutodiffBackend> FamilyRun<'_, '_, B> {
             loader,
             schedule,
             started,
-            device,
+            devices,
+            topology,
+            peers,
             events,
         } = self;
+        let device = &devices[0];
         let (model, optimizer, mut state) = if options.resume {
             let from = find_resumable(&config.run_dir)?;
             for (dir, reason) in &from.passed_over {
                 events(TrainEvent::CheckpointPassedOver { dir, reason });
             }
             let (model, optimizer, state) = load_for_resume(&from.dir, model, optimizer, device)?;
-            prepare_resume(&config.run_dir, &from)?;
+            if topology.is_primary() {
+                prepare_resume(&config.run_dir, &from)?;
+            }
             events(TrainEvent::Resumed {
                 from: &from.dir,
                 epochs_done: state.epochs_done,
@@ -227,8 +298,28 @@ impl<B: AutodiffBackend> FamilyRun<'_, '_, B> {
         } else {
             (model, optimizer, TrainState::default())
         };
-        let mut step = TrainStep::new(optimizer, config.train.replicas, device);
-        let mut outputs = RunDirOutputs::<B, M>::open(config, device)?;
+        let peers = match peers {
+            Some(peers) => Some(peers),
+            None if topology.is_parallel() => {
+                Some(PeerGroup::register(topology, devices.to_vec())?)
+            }
+            None => None,
+        };
+        let mut step = match peers {
+            Some(peers) => {
+                check_agreement(&peers, topology, config, &state)?;
+                TrainStep::parallel(optimizer, peers)
+            }
+            None => TrainStep::new(optimizer, device),
+        };
+        let mut run_dir_outputs;
+        let mut no_outputs = NoOutputs;
+        let outputs: &mut dyn RunOutputs<M, O> = if topology.is_primary() {
+            run_dir_outputs = RunDirOutputs::<B, M>::open(config, device)?;
+            &mut run_dir_outputs
+        } else {
+            &mut no_outputs
+        };
         let settings = LoopSettings {
             epochs: config.train.epochs,
             log_every: config.train.log_every,
@@ -238,15 +329,7 @@ impl<B: AutodiffBackend> FamilyRun<'_, '_, B> {
             guard: GuardSettings::of(&config.train),
         };
         let (_, summary) = run_epochs(
-            model,
-            &mut step,
-            &mut state,
-            loader,
-            &schedule,
-            &settings,
-            started,
-            &mut outputs,
-            events,
+            model, &mut step, &mut state, loader, &schedule, &settings, started, outputs, events,
         )?;
         Ok(TrainSummary {
             run_dir: config.run_dir.clone(),
@@ -257,4 +340,63 @@ impl<B: AutodiffBackend> FamilyRun<'_, '_, B> {
             images_per_second: summary.images as f64 / summary.compute_seconds.max(1e-9),
         })
     }
+}
+
+/// Checks that every machine of a multi-machine run trains the same model with the same
+/// recipe from the same point: a machine started with another config, or that resumed from
+/// another checkpoint, would silently train something else.
+///
+/// # Errors
+/// [`TrainError::Collective`] saying what differs.
+fn check_agreement<I: burn::prelude::Backend>(
+    peers: &PeerGroup<I>,
+    topology: &Topology,
+    config: &ExperimentConfig,
+    state: &TrainState,
+) -> Result<(), TrainError> {
+    use std::hash::{Hash, Hasher};
+    let nodes = topology.nnodes();
+    if nodes < 2 {
+        return Ok(());
+    }
+    // The recipe, without what may differ per machine (paths, devices).
+    let mut train = config.train.clone();
+    train.devices.clear();
+    let recipe = format!(
+        "{}{}{:?}",
+        toml::to_string(&config.model).unwrap_or_default(),
+        toml::to_string(&train).unwrap_or_default(),
+        (
+            config.data.input_size,
+            config.data.loader_config(&config.train).seed
+        )
+    );
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    recipe.hash(&mut hasher);
+    let hash = hasher.finish();
+    // Values exact in f32 (below 2^24 once summed over the machines).
+    let mine = [
+        (state.iteration % (1 << 20)) as f32,
+        (hash & 0xf_ffff) as f32,
+        ((hash >> 20) & 0xf_ffff) as f32,
+        ((hash >> 40) & 0xf_ffff) as f32,
+    ];
+    let sums = peers.sum_over_machines(&mine, "run fingerprints")?;
+    let agree = |k: usize| (sums[k] - mine[k] * nodes as f32).abs() < 0.5;
+    if !agree(0) {
+        return Err(TrainError::Collective(format!(
+            "this machine (rank {}) starts at iteration {}, another machine elsewhere: every \
+             machine must resume from the same checkpoint (a shared run directory)",
+            topology.node_rank(),
+            state.iteration
+        )));
+    }
+    if !(1..4).all(agree) {
+        return Err(TrainError::Collective(format!(
+            "this machine's (rank {}) [model], [train] or input size differ from another \
+             machine's: start every machine with the same config",
+            topology.node_rank()
+        )));
+    }
+    Ok(())
 }

@@ -79,6 +79,41 @@ pub trait RunOutputs<M, O> {
     ) -> Result<(), TrainError>;
 }
 
+/// The outputs of a machine other than rank 0 in a multi-machine run: rank 0 writes the
+/// metrics, checkpoints and validation; the others keep nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoOutputs;
+
+impl<M, O> RunOutputs<M, O> for NoOutputs {
+    fn log_step(&mut self, _: &StepRecord) -> Result<(), TrainError> {
+        Ok(())
+    }
+
+    fn log_skipped(&mut self, _: &SkipRecord) -> Result<(), TrainError> {
+        Ok(())
+    }
+
+    fn checkpoint(
+        &mut self,
+        _: &M,
+        _: &O,
+        _: &mut TrainState,
+        _: &mut dyn FnMut(TrainEvent),
+    ) -> Result<(), TrainError> {
+        Ok(())
+    }
+
+    fn end_epoch(
+        &mut self,
+        _: &M,
+        _: &O,
+        _: &mut TrainState,
+        _: &mut dyn FnMut(TrainEvent),
+    ) -> Result<(), TrainError> {
+        Ok(())
+    }
+}
+
 /// How long the loop runs, how often it logs and checkpoints, and its divergence guard.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LoopSettings {

@@ -36,7 +36,7 @@ fn same_start(dir: &Path) -> impl Fn() -> Model {
 }
 
 fn step() -> TrainStep<Ad, Model, ModelSgd> {
-    TrainStep::new(SgdConfig::new().init(), 1, &Default::default())
+    TrainStep::new(SgdConfig::new().init(), &Default::default())
 }
 
 /// SGD with momentum 0.9 and weight decay: optimiser state that a resume must restore.
@@ -286,7 +286,7 @@ fn a_resumed_run_continues_where_its_checkpoint_left_off() {
     let mut second = Recorded::default();
     run_epochs(
         model,
-        &mut TrainStep::new(optimizer, 1, &device),
+        &mut TrainStep::new(optimizer, &device),
         &mut state,
         &three(),
         &schedule(),
@@ -384,7 +384,7 @@ fn a_run_stopped_mid_epoch_resumes_bit_for_bit_with_momentum_and_batch_norm() {
     let mut whole_state = TrainState::default();
     let (reference, _) = run_epochs(
         initial(),
-        &mut TrainStep::new(momentum_sgd(), 1, &device),
+        &mut TrainStep::new(momentum_sgd(), &device),
         &mut whole_state,
         &three(),
         &schedule(),
@@ -403,7 +403,7 @@ fn a_run_stopped_mid_epoch_resumes_bit_for_bit_with_momentum_and_batch_norm() {
     };
     run_epochs(
         initial(),
-        &mut TrainStep::new(momentum_sgd(), 1, &device),
+        &mut TrainStep::new(momentum_sgd(), &device),
         &mut state,
         &three(),
         &schedule(),
@@ -424,7 +424,7 @@ fn a_run_stopped_mid_epoch_resumes_bit_for_bit_with_momentum_and_batch_norm() {
     let mut rest = Recorded::default();
     let (resumed, _) = run_epochs(
         model,
-        &mut TrainStep::new(optimizer, 1, &device),
+        &mut TrainStep::new(optimizer, &device),
         &mut state,
         &three(),
         &schedule(),

@@ -4,6 +4,7 @@
 //! visage-model, `[data]` through the loader's own rules (`data.*` keys), `[train]` here.
 
 mod data;
+mod devices;
 mod train;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use visage_model::{ModelSpec, TestSpec};
 
 pub use data::{DataSpec, SynthSpec};
+pub use devices::{check_devices, DeviceName};
 pub use train::{NonFinitePolicy, OptimizerKind, TrainSpec};
 
 use crate::error::TrainError;

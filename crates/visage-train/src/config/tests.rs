@@ -262,3 +262,36 @@ max_image_pixels = 1000
         assert!(err.contains(key), "{line}: {err}");
     }
 }
+
+#[test]
+fn devices_parse_and_replicas_is_refused_with_what_to_use() {
+    let text = std::fs::read_to_string(quickstart_path()).unwrap();
+    let with = |line: &str| -> Result<ExperimentConfig, String> {
+        let text = text.replace("[train]\n", &format!("[train]\n{line}\n"));
+        let config: ExperimentConfig = toml::from_str(&text).map_err(|e| e.to_string())?;
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    };
+    let config = with(r#"devices = ["cuda:0", "cuda:1"]"#).unwrap();
+    assert_eq!(
+        config.train.devices,
+        [crate::DeviceName::Cuda(0), crate::DeviceName::Cuda(1)]
+    );
+    let again: ExperimentConfig = toml::from_str(&config.to_toml()).unwrap();
+    assert_eq!(again.train.devices, config.train.devices);
+    let err = with("replicas = 2").unwrap_err();
+    assert!(
+        err.contains("train.replicas") && err.contains(r#"devices = ["cpu", "cpu"]"#),
+        "{err}"
+    );
+    let err = with(r#"devices = ["cuda:0", "cpu"]"#).unwrap_err();
+    assert!(
+        err.contains("train.devices") && err.contains("one backend"),
+        "{err}"
+    );
+    let err = with(r#"devices = ["tpu"]"#).unwrap_err();
+    assert!(err.contains("unknown device `tpu`"), "{err}");
+    let many = format!("devices = [{}]", vec!["\"cpu\""; 9].join(", "));
+    let err = with(&many).unwrap_err();
+    assert!(err.contains("9 devices for a batch of 8"), "{err}");
+}

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::devices::{check_devices, DeviceName};
 use super::invalid;
 use crate::error::TrainError;
 
@@ -40,14 +41,15 @@ pub struct TrainSpec {
     pub optimizer: OptimizerKind,
     /// Images per batch.
     pub batch_size: usize,
-    /// Data-parallel replicas on the one device (default 1): each batch is split into this
-    /// many shards that run forward, loss and backward on their own threads against forks of
-    /// the model, and their gradients are summed for one optimiser step (see
-    /// `visage_train::data_parallel`). Each shard normalises its loss by its own positives
-    /// and batch norm sees per-shard statistics, as with PyTorch's DDP on that many workers.
-    /// For CPU training; keep 1 on a GPU. At most `batch_size`.
-    #[serde(default = "replicas")]
-    pub replicas: usize,
+    /// The devices to train on, one model replica each (default: the command line's
+    /// `--device`), e.g. `["cuda:0", "cuda:1", "cuda:2", "cuda:3"]`: each batch is split
+    /// over them and their gradients summed every step (burn-collective); `["cpu", "cpu"]`
+    /// runs two replicas on CPU threads. One backend per run; `--devices` overrides it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceName>,
+    /// Replaced by `devices`; refused with a message that says so.
+    #[serde(default, skip_serializing)]
+    pub replicas: Option<usize>,
     /// Base learning rate (after warm-up, before decay).
     pub lr: f64,
     /// SGD momentum (no dampening, as PyTorch's SGD); unused by AdamW.
@@ -100,9 +102,6 @@ pub struct TrainSpec {
     pub loss_spike_factor: f64,
 }
 
-fn replicas() -> usize {
-    1
-}
 fn momentum() -> f64 {
     0.9
 }
@@ -136,12 +135,25 @@ impl TrainSpec {
         if t.epochs == 0 {
             return Err(invalid("train.epochs", "must be > 0"));
         }
-        if !(1..=t.batch_size).contains(&t.replicas) {
+        if let Some(n) = t.replicas {
             return Err(invalid(
                 "train.replicas",
                 format!(
-                    "must be in 1..=batch_size ({}), got {}",
-                    t.batch_size, t.replicas
+                    "was replaced by train.devices (one model replica per device, gradients \
+                     summed with burn-collective): for {n} replicas on the CPU write devices = \
+                     [{}]",
+                    vec!["\"cpu\""; n.max(1)].join(", ")
+                ),
+            ));
+        }
+        check_devices(&t.devices).map_err(|e| invalid("train.devices", e))?;
+        if t.devices.len() > t.batch_size {
+            return Err(invalid(
+                "train.devices",
+                format!(
+                    "{} devices for a batch of {}",
+                    t.devices.len(),
+                    t.batch_size
                 ),
             ));
         }
