@@ -22,6 +22,22 @@ pub struct SynthArgs {
     /// Validation images.
     #[arg(long, default_value_t = 200)]
     val_images: usize,
+    /// Make every image exactly WIDTHxHEIGHT pixels (e.g. 640x480 for detection
+    /// benchmarks) instead of sides of 320 to 512.
+    #[arg(long, value_parser = parse_size)]
+    image_size: Option<[u32; 2]>,
+}
+
+/// `640x480` as `[640, 480]`.
+fn parse_size(text: &str) -> Result<[u32; 2], String> {
+    let parse = |side: &str| side.trim().parse::<u32>().ok();
+    match text.split_once(['x', 'X']) {
+        Some((w, h)) => match (parse(w), parse(h)) {
+            (Some(w), Some(h)) => Ok([w, h]),
+            _ => Err(format!("`{text}`: expected WIDTHxHEIGHT, e.g. 640x480")),
+        },
+        None => Err(format!("`{text}`: expected WIDTHxHEIGHT, e.g. 640x480")),
+    }
 }
 
 /// Runs `visage synth`.
@@ -30,6 +46,7 @@ pub fn run(args: SynthArgs) -> Result<()> {
         seed: args.seed,
         train_images: args.train_images,
         val_images: args.val_images,
+        image_size: args.image_size,
         ..SynthConfig::default()
     };
     let start = Instant::now();

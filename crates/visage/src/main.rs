@@ -7,10 +7,17 @@
 //! visage eval   --split val --weights runs/quickstart/best
 //! visage eval   --predictions pred/ --gt eval_tools/ground_truth/ [--json report.json]
 //! visage export --weights runs/quickstart/best --out face.onnx --postprocess
+//! visage train  --config configs/fan.toml --devices cuda:0,cuda:1,cuda:2,cuda:3
+//! visage train  --config configs/fan.toml --nnodes 2 --node-rank 0 --master-addr node0:29500
+//! visage config fan > fan.toml             # the shipped configs, built into the binary
+//! visage check-device --device cuda:0     # one training step per family, against the CPU
 //! visage import resnet50-0676ba61.pth --arch resnet50 --out resnet50.safetensors
 //! ```
 
 mod backend;
+mod cmd_check_device;
+mod cmd_config;
+mod cmd_coordinator;
 mod cmd_detect;
 mod cmd_eval;
 mod cmd_export;
@@ -52,6 +59,14 @@ enum Command {
     Export(cmd_export::ExportArgs),
     /// Convert a PyTorch backbone checkpoint (.pth) to a verified safetensors file.
     Import(cmd_import::ImportArgs),
+    /// Run the coordinator of multi-machine training on its own (rank 0 of `visage train
+    /// --nnodes N` otherwise starts one).
+    Coordinator(cmd_coordinator::CoordinatorArgs),
+    /// Print a shipped experiment config (`configs/NAME.toml`), or list them.
+    Config(cmd_config::ConfigArgs),
+    /// Check that a GPU backend trains as the CPU does: one step of every tiny family on
+    /// both, compared.
+    CheckDevice(cmd_check_device::CheckDeviceArgs),
     /// Overlay the precision-recall curves of saved reports (eval --json) as PNG and SVG.
     Plot(cmd_plot::PlotArgs),
 }
@@ -66,6 +81,9 @@ fn main() -> ExitCode {
         Command::Export(args) => cmd_export::run(args),
         Command::Import(args) => cmd_import::run(args),
         Command::Plot(args) => cmd_plot::run(args),
+        Command::Config(args) => cmd_config::run(args),
+        Command::Coordinator(args) => cmd_coordinator::run(args),
+        Command::CheckDevice(args) => cmd_check_device::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,7 +14,7 @@ run_dir = "runs/rf"
 [train]
 epochs = 1
 batch_size = 4
-replicas = 2    # exercises the data-parallel step (two shards of two images)
+devices = ["cpu", "cpu"]    # the data-parallel step: two local peers of two images each
 lr = 0.001
 
 [test]
