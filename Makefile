@@ -22,12 +22,17 @@ quickstart: build-release
 	$(VISAGE_RELEASE) train --config configs/quickstart.toml --overwrite
 	$(VISAGE_RELEASE) eval --split val --weights runs/quickstart/best
 
+# The tests include Burn's wgpu backend: the equivalence tests run every family on it (on
+# Mesa's software Vulkan where there is no GPU: apt-get install mesa-vulkan-drivers
+# libvulkan1), and are skipped, saying why, without a Vulkan driver.
+TEST_FEATURES := --features visage/wgpu
+
 test:
-	VISAGE_SHARED_DIR=$${VISAGE_SHARED_DIR:-$(SHARED)} $(CARGO) test --workspace
+	VISAGE_SHARED_DIR=$${VISAGE_SHARED_DIR:-$(SHARED)} $(CARGO) test --workspace $(TEST_FEATURES)
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets $(TEST_FEATURES) -- -D warnings
 
 # The GPU backends must keep compiling even on machines without a GPU.
 check-gpu:
