@@ -64,7 +64,7 @@ impl WithFamily<Flex> for ShardsSumToTheBatch {
         let batch: FaceLoss<Flex> = model.loss(&model.forward(images.clone()), &faces).unwrap();
         let shards: Vec<FaceLoss<Flex>> = (0..3)
             .map(|i| {
-                let image = images.clone().slice([i..i + 1]);
+                let image = images.clone().narrow(0, i, 1);
                 model.loss(&model.forward(image), &faces[i..i + 1]).unwrap()
             })
             .collect();

@@ -303,7 +303,7 @@ fn compare(
         if scale > 0.0 {
             loss_rel = loss_rel.max(diff / scale);
         }
-        if !(diff <= tol.loss_rel * scale + 1e-6) {
+        if diff.is_nan() || diff > tol.loss_rel * scale + 1e-6 {
             failures.push(format!("loss {part}: {a} vs {b}"));
         }
     }
@@ -323,7 +323,7 @@ fn compare(
         if scale > 0.0 {
             grad_rel = grad_rel.max(diff / scale);
         }
-        if !(diff <= tol.grad_rel * scale + 1e-6) {
+        if diff.is_nan() || diff > tol.grad_rel * scale + 1e-6 {
             failures.push(format!(
                 "gradient of {path}: max |Δ| {diff:.3e}, max |g| {scale:.3e}"
             ));
@@ -339,7 +339,7 @@ fn compare(
         };
         let (diff, _) = max_diff(a, b);
         weight_abs = weight_abs.max(diff);
-        if !(diff <= tol.weight_abs) {
+        if diff.is_nan() || diff > tol.weight_abs {
             failures.push(format!("updated {path}: max |Δ| {diff:.3e}"));
         }
     }

@@ -291,7 +291,7 @@ fn devices_parse_and_replicas_is_refused_with_what_to_use() {
     );
     let err = with(r#"devices = ["tpu"]"#).unwrap_err();
     assert!(err.contains("unknown device `tpu`"), "{err}");
-    let many = format!("devices = [{}]", vec!["\"cpu\""; 9].join(", "));
+    let many = format!("devices = [{}]", ["\"cpu\""; 9].join(", "));
     let err = with(&many).unwrap_err();
     assert!(err.contains("9 devices for a batch of 8"), "{err}");
 }

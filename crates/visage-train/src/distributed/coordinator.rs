@@ -16,10 +16,10 @@ use crate::error::TrainError;
 pub fn start_coordinator(port: u16) -> Result<JoinHandle<()>, TrainError> {
     check_port_free(port)?;
     let runtime = runtime()?;
-    Ok(std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("visage-coordinator".into())
         .spawn(move || runtime.block_on(burn_collective::start_global_orchestrator(port)))
-        .map_err(|e| TrainError::Collective(format!("starting the coordinator: {e}")))?)
+        .map_err(|e| TrainError::Collective(format!("starting the coordinator: {e}")))
 }
 
 /// Runs the coordinator on `port` until the process is interrupted (Ctrl-C, SIGTERM).
