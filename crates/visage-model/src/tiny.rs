@@ -81,6 +81,30 @@ cheb_k = 3
 steps = 0
 "#;
 
+/// The faces of a batch of two 64 × 64 test images (xyxy input pixels): two faces on the
+/// first (one with landmarks), one filling the second (with landmarks).
+pub fn two_image_faces() -> Vec<crate::FaceTargets> {
+    let marks = |x: f32, y: f32| {
+        Some([
+            [x + 4.0, y + 5.0],
+            [x + 12.0, y + 5.0],
+            [x + 8.0, y + 9.0],
+            [x + 5.0, y + 13.0],
+            [x + 11.0, y + 13.0],
+        ])
+    };
+    vec![
+        crate::FaceTargets {
+            boxes: vec![[10.0, 12.0, 30.0, 36.0], [40.0, 8.0, 56.0, 28.0]],
+            landmarks: vec![marks(12.0, 14.0), None],
+        },
+        crate::FaceTargets {
+            boxes: vec![[4.0, 4.0, 60.0, 60.0]],
+            landmarks: vec![marks(20.0, 20.0)],
+        },
+    ]
+}
+
 /// Parses a `[model]` table.
 ///
 /// # Panics

@@ -23,25 +23,7 @@ type Ad = Autodiff<Flex>;
 
 /// The faces of the two 64 × 64 images of the batch, with landmarks on two of them.
 fn faces() -> Vec<FaceTargets> {
-    let marks = |x: f32, y: f32| {
-        Some([
-            [x + 4.0, y + 5.0],
-            [x + 12.0, y + 5.0],
-            [x + 8.0, y + 9.0],
-            [x + 5.0, y + 13.0],
-            [x + 11.0, y + 13.0],
-        ])
-    };
-    vec![
-        FaceTargets {
-            boxes: vec![[10.0, 12.0, 30.0, 36.0], [40.0, 8.0, 56.0, 28.0]],
-            landmarks: vec![marks(12.0, 14.0), None],
-        },
-        FaceTargets {
-            boxes: vec![[4.0, 4.0, 60.0, 60.0]],
-            landmarks: vec![marks(20.0, 20.0)],
-        },
-    ]
+    visage_model::tiny::two_image_faces()
 }
 
 /// The conformance checks of one family.

@@ -119,7 +119,7 @@ pub fn compare_family<R: AutodiffBackend, T: AutodiffBackend>(
     let step = |weights: Vec<u8>, images: TensorData| StepOn {
         weights,
         images,
-        faces: faces(),
+        faces: visage_model::tiny::two_image_faces(),
     };
     let r = spec.with_trainable_family::<R, _>(OneStep::<R> {
         device: reference.clone(),
@@ -130,29 +130,6 @@ pub fn compare_family<R: AutodiffBackend, T: AutodiffBackend>(
         input: step(weights, images),
     })?;
     Ok(compare(name, &r, &t, tolerances))
-}
-
-/// The faces of the two test images (xyxy input pixels), with landmarks on two of them.
-fn faces() -> Vec<FaceTargets> {
-    let marks = |x: f32, y: f32| {
-        Some([
-            [x + 4.0, y + 5.0],
-            [x + 12.0, y + 5.0],
-            [x + 8.0, y + 9.0],
-            [x + 5.0, y + 13.0],
-            [x + 11.0, y + 13.0],
-        ])
-    };
-    vec![
-        FaceTargets {
-            boxes: vec![[10.0, 12.0, 30.0, 36.0], [40.0, 8.0, 56.0, 28.0]],
-            landmarks: vec![marks(12.0, 14.0), None],
-        },
-        FaceTargets {
-            boxes: vec![[4.0, 4.0, 60.0, 60.0]],
-            landmarks: vec![marks(20.0, 20.0)],
-        },
-    ]
 }
 
 /// The input normalisation the step declares (the images are already standard normal).
