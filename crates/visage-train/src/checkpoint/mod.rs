@@ -325,4 +325,33 @@ mod tests {
         let last = root.path().join("last");
         assert_eq!(resolve_checkpoint(&last).unwrap(), last);
     }
+
+    /// Without serde_json's `float_roundtrip`, this running mean came back one bit lower,
+    /// and a resumed run's guard (and so its state) was not the killed run's.
+    #[test]
+    fn the_state_comes_back_bit_for_bit() {
+        let root = tempfile::tempdir().unwrap();
+        let state = TrainState {
+            guard: GuardState {
+                loss_mean: Some(3.512_319_060_955_047_4),
+                ..GuardState::default()
+            },
+            epoch: EpochProgress {
+                loss_sum: 0.1 + 0.2,
+                ..EpochProgress::default()
+            },
+            ..TrainState::default()
+        };
+        let json = serde_json::to_string_pretty(&state).unwrap();
+        std::fs::write(root.path().join(STATE), json).unwrap();
+        let back = read_state(root.path()).unwrap();
+        let bits = |s: &TrainState| {
+            (
+                s.guard.loss_mean.map(f64::to_bits),
+                s.epoch.loss_sum.to_bits(),
+            )
+        };
+        assert_eq!(bits(&back), bits(&state));
+        assert_eq!(back, state);
+    }
 }
