@@ -22,17 +22,16 @@ quickstart: build-release
 	$(VISAGE_RELEASE) train --config configs/quickstart.toml --overwrite
 	$(VISAGE_RELEASE) eval --split val --weights runs/quickstart/best
 
-# `make test-wgpu` adds Burn's wgpu backend to the tests (detection on it against detect.py;
-# on Mesa's software Vulkan where there is no GPU: apt-get install mesa-vulkan-drivers
-# libvulkan1). Not part of `make test`: with the wgpu feature compiled in, the CPU test
-# `a_run_stopped_mid_epoch_resumes_bit_for_bit...` loses its last bit (see benches/RESULTS.md).
-TEST_FEATURES :=
+# The tests include Burn's wgpu backend: every layer, the DF²S² training step and detection
+# on it against Flex (on Mesa's software Vulkan where there is no GPU: apt-get install
+# mesa-vulkan-drivers libvulkan1); skipped, saying why, without a Vulkan driver.
+TEST_FEATURES := --features visage/wgpu
 
 test:
 	VISAGE_SHARED_DIR=$${VISAGE_SHARED_DIR:-$(SHARED)} $(CARGO) test --workspace $(TEST_FEATURES)
 
 test-wgpu:
-	VISAGE_SHARED_DIR=$${VISAGE_SHARED_DIR:-$(SHARED)} $(CARGO) test -p visage --features wgpu --test wgpu_detect --test wgpu_step
+	VISAGE_SHARED_DIR=$${VISAGE_SHARED_DIR:-$(SHARED)} $(CARGO) test -p visage --features wgpu --test wgpu_ops --test wgpu_detect --test wgpu_step
 
 lint:
 	$(CARGO) fmt --all -- --check

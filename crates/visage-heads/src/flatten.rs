@@ -13,13 +13,22 @@ use burn::prelude::*;
 /// - `outputs`: per level `[batch, A · per_anchor, h_l, w_l]`
 /// - output: `[batch, Σ_l h_l · w_l · A, per_anchor]`
 ///
+/// The levels are concatenated as `[batch, h_l · w_l · A · per_anchor]` rows and split into
+/// `[.., per_anchor]` after the concatenation. Concatenating `[batch, n_l, 1]` tensors instead
+/// gives wrong gradients on Burn 0.21's cubecl backends (wgpu, CUDA): the backward of the
+/// concatenation slices the gradient into strided `[batch, n_l, 1]` views, and their reshape to
+/// `[batch, h_l, w_l, A]` loses the view's batch stride (burn-std's `split_strides` does not
+/// skip the trailing unit dimension), so every image after the first reads another image's or
+/// another level's gradient rows. `tests/wgpu_ops.rs` of the `visage` crate checks this path against Flex.
+///
 /// # Panics
 /// If `outputs` is empty, `per_anchor` is 0, or a level's channels are not a multiple of
 /// `per_anchor`.
 pub fn flatten_levels<B: Backend>(outputs: Vec<Tensor<B, 4>>, per_anchor: usize) -> Tensor<B, 3> {
     assert!(!outputs.is_empty(), "flatten_levels: no levels");
     assert!(per_anchor > 0, "flatten_levels: per_anchor must be > 0");
-    let flat: Vec<Tensor<B, 3>> = outputs
+    let batch = outputs[0].dims()[0];
+    let rows: Vec<Tensor<B, 2>> = outputs
         .into_iter()
         .map(|x| {
             let [b, c, h, w] = x.dims();
@@ -27,11 +36,12 @@ pub fn flatten_levels<B: Backend>(outputs: Vec<Tensor<B, 4>>, per_anchor: usize)
                 c.is_multiple_of(per_anchor),
                 "flatten_levels: {c} channels are not a multiple of per_anchor = {per_anchor}"
             );
-            x.permute([0, 2, 3, 1])
-                .reshape([b, h * w * (c / per_anchor), per_anchor])
+            x.permute([0, 2, 3, 1]).reshape([b, h * w * c])
         })
         .collect();
-    Tensor::cat(flat, 1)
+    let flat = Tensor::cat(rows, 1);
+    let values = flat.dims()[1];
+    flat.reshape([batch, values / per_anchor, per_anchor])
 }
 
 #[cfg(test)]
