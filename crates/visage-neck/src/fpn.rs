@@ -6,8 +6,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
-use burn::tensor::module::interpolate;
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use burn::tensor::TensorData;
 use visage_backbone::{FeatureLevel, FeatureLevels};
 
 use crate::NeckError;
@@ -133,7 +132,15 @@ pub(crate) fn fpn_conv<B: Backend>(
 }
 
 /// Nearest-neighbour resize to an exact `[height, width]` (source index
-/// `floor(dst · in / out)`, PyTorch's `mode="nearest"`), so odd sizes line up.
+/// `min(floor(dst · (in / out)), in − 1)` in f32, PyTorch's `mode="nearest"`), so odd sizes
+/// line up.
+///
+/// Written as two row / column gathers (`select`) rather than Burn's `interpolate`: on Burn
+/// 0.21's cubecl backends (wgpu, CUDA) the backward of nearest `interpolate` reads a gradient
+/// that arrives channels-last and vectorised (the output of another `interpolate` backward,
+/// as in every FPN's top-down path) at element offsets used as vector offsets, so the
+/// gradients of the coarser levels came out wrong (`tests/wgpu_ops.rs` of the `visage` crate).
+/// The gathers' backward is a scatter-add, which every backend gets right.
 ///
 /// # Shapes
 /// - `input`: `[batch, channels, h, w]`
@@ -143,11 +150,36 @@ pub fn upsample_nearest_to<B: Backend>(input: Tensor<B, 4>, size: [usize; 2]) ->
     if [h, w] == size {
         return input;
     }
-    interpolate(
-        input,
-        size,
-        InterpolateOptions::new(InterpolateMode::Nearest).with_align_corners(false),
-    )
+    let device = input.device();
+    let gather = |x: Tensor<B, 4>, dim: usize, from: usize, to: usize| {
+        if from == to {
+            return x;
+        }
+        let index = nearest_source_indices(from, to);
+        let index = Tensor::<B, 1, Int>::from_data(TensorData::new(index, [to]), &device);
+        x.select(dim, index)
+    };
+    let rows = gather(input, 2, h, size[0]);
+    gather(rows, 3, w, size[1])
+}
+
+/// The source index of every destination index of a nearest resize from `input` to `output`
+/// samples, computed as PyTorch's `nearest_idx`: the identity for equal sizes, `dst / 2` for
+/// an exact doubling, else `min(floor(dst · (input / output)), input − 1)` in f32.
+fn nearest_source_indices(input: usize, output: usize) -> Vec<i32> {
+    let scale = input as f32 / output as f32;
+    (0..output)
+        .map(|dst| {
+            let src = if output == input {
+                dst
+            } else if output == 2 * input {
+                dst / 2
+            } else {
+                ((dst as f32 * scale).floor() as usize).min(input - 1)
+            };
+            src as i32
+        })
+        .collect()
 }
 
 /// RetinaNet's feature pyramid network.
@@ -318,6 +350,33 @@ mod tests {
             ]]]),
             true,
         );
+    }
+
+    /// The gathers equal Burn's nearest `interpolate` (PyTorch's `mode="nearest"`), the
+    /// implementation they replace, for up- and downsizing, odd and doubled sizes.
+    #[test]
+    fn nearest_upsample_equals_burn_interpolate() {
+        use burn::tensor::module::interpolate;
+        use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+        let device = Default::default();
+        for (from, to) in [
+            ([2, 2], [4, 4]),
+            ([3, 5], [6, 10]),
+            ([3, 2], [5, 3]),
+            ([7, 6], [13, 11]),
+            ([5, 4], [40, 27]),
+            ([9, 9], [4, 5]),
+            ([4, 7], [4, 9]),
+        ] {
+            let x =
+                Tensor::<B, 4>::random([2, 3, from[0], from[1]], Distribution::Default, &device);
+            let options =
+                InterpolateOptions::new(InterpolateMode::Nearest).with_align_corners(false);
+            let expected = interpolate(x.clone(), to, options);
+            upsample_nearest_to(x, to)
+                .into_data()
+                .assert_eq(&expected.into_data(), true);
+        }
     }
 
     /// With identity laterals and identity (centre-tap) smoothing, P_i = C_i + up(P_{i+1}).

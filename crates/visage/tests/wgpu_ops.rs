@@ -421,13 +421,12 @@ fn fpn_gradients<B: AutodiffBackend>(device: &B::Device) -> Vec<(String, TensorD
 }
 
 /// RetinaNet's FPN (C3..C5 of 8×8, 4×4, 2×2, 16 channels out, no extra levels) on wgpu
-/// against Flex. On Burn 0.21 and lavapipe the outputs agree but the gradients reaching the
-/// coarsest level (C5 and `lateral.2`) do not — everything finer does — although each op of
-/// the top-down path agrees on its own (`every_layer_matches_flex_on_wgpu`, and the
-/// compositions tried in the closing note of the scale-out issue). This is why the RetinaNet,
-/// FAN and SRN steps still differ from Flex (`wgpu_step`); ignored until it is understood.
+/// against Flex, outputs and gradients. With Burn's nearest `interpolate` in the top-down path
+/// the gradients reaching C5 and `lateral.2` were wrong on Burn 0.21's cubecl backends (max |Δ|
+/// 13 for max |g| 12): its backward kernel indexes a vectorised channels-last gradient (the
+/// output of the previous level's `interpolate` backward) with element offsets.
+/// `visage_neck::upsample_nearest_to` now gathers rows and columns instead.
 #[test]
-#[ignore = "the gradient of the FPN's coarsest level differs on wgpu (Burn 0.21, lavapipe)"]
 fn fpn_gradients_match_flex_on_wgpu() {
     if !wgpu_common::wgpu_available() {
         return;
