@@ -31,7 +31,7 @@ test:
 	VISAGE_SHARED_DIR=$${VISAGE_SHARED_DIR:-$(SHARED)} $(CARGO) test --workspace $(TEST_FEATURES)
 
 test-wgpu:
-	VISAGE_SHARED_DIR=$${VISAGE_SHARED_DIR:-$(SHARED)} $(CARGO) test -p visage --features wgpu --test wgpu_ops --test wgpu_detect --test wgpu_step
+	VISAGE_SHARED_DIR=$${VISAGE_SHARED_DIR:-$(SHARED)} $(CARGO) test -p visage --features wgpu --test wgpu_ops --test wgpu_detect --test wgpu_step --test wgpu_burn_bugs
 
 lint:
 	$(CARGO) fmt --all -- --check
