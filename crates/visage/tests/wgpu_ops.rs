@@ -12,7 +12,7 @@ mod wgpu_values;
 
 use burn::backend::wgpu::WgpuDevice;
 use burn::backend::{Autodiff, Flex, Wgpu};
-use burn::module::Param;
+use burn::module::{ModuleMapper, Param};
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
@@ -368,6 +368,79 @@ fn fpn_gradients_match_flex_on_wgpu() {
     }
     let flex = fpn_gradients::<Autodiff<Flex>>(&Default::default());
     let wgpu = fpn_gradients::<Autodiff<Wgpu>>(&WgpuDevice::default());
+    let mut failures = Vec::new();
+    for ((name, a), (_, b)) in flex.iter().zip(&wgpu) {
+        let (diff, scale) = worst(a, b);
+        println!("{name}: max |Δ| {diff:.1e}, max |flex| {scale:.1e}");
+        if diff > REL * scale + 1e-6 {
+            failures.push(name.clone());
+        }
+    }
+    assert!(failures.is_empty(), "wgpu differs from Flex: {failures:?}");
+}
+
+/// Replaces every float parameter by [`tensor`] values (scaled by 0.3, plus 1 for the
+/// batch-norm-like vectors so they stay positive), one seed per parameter in visiting order:
+/// the same weights on every backend.
+struct Seeded {
+    seed: u64,
+}
+
+impl<B: Backend> ModuleMapper<B> for Seeded {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, old, _) = param.consume();
+        self.seed += 1;
+        let mut new = tensor::<B, D>(old.dims(), self.seed, &old.device()).mul_scalar(0.3);
+        if D == 1 {
+            new = new.add_scalar(1.0);
+        }
+        Param::initialized(id, new.detach().require_grad())
+    }
+}
+
+/// RetinaFace's FPN (C3..C5 of 8×8, 4×4, 2×2 → 16 channels, batch norm in training mode,
+/// leaky ReLU) on wgpu against Flex: the three outputs and the gradients of the inputs.
+fn retinaface_fpn_readout<B: AutodiffBackend>(device: &B::Device) -> Vec<(String, TensorData)> {
+    let fpn = visage_neck::RetinaFaceFpn::<B>::new([16, 32, 64], 16, false, device)
+        .map(&mut Seeded { seed: 200 });
+    let inputs = [(16, 8), (32, 4), (64, 2)]
+        .into_iter()
+        .zip(1..)
+        .map(|((channels, side), seed)| {
+            tensor::<B, 4>([2, channels, side, side], seed, device).require_grad()
+        })
+        .collect::<Vec<_>>();
+    let levels = inputs
+        .iter()
+        .zip([8, 16, 32])
+        .map(|(x, stride)| FeatureLevel::new(stride, x.clone()))
+        .collect();
+    let outputs = fpn.forward(FeatureLevels::new(levels)).into_tensors();
+    let mut named: Vec<(String, TensorData)> = outputs
+        .iter()
+        .zip(["P3", "P4", "P5"])
+        .map(|(p, name)| (name.to_string(), p.clone().into_data()))
+        .collect();
+    let loss = outputs
+        .into_iter()
+        .zip(50..)
+        .map(|(p, seed)| (p.clone() * tensor::<B, 4>(p.dims(), seed, device)).sum())
+        .reduce(|a, b| a + b)
+        .expect("three levels");
+    let grads = loss.backward();
+    for (name, x) in ["dC3", "dC4", "dC5"].iter().zip(&inputs) {
+        named.push((name.to_string(), x.grad(&grads).expect("input").into_data()));
+    }
+    named
+}
+
+#[test]
+fn retinaface_fpn_matches_flex_on_wgpu() {
+    if !wgpu_common::wgpu_available() {
+        return;
+    }
+    let flex = retinaface_fpn_readout::<Autodiff<Flex>>(&Default::default());
+    let wgpu = retinaface_fpn_readout::<Autodiff<Wgpu>>(&WgpuDevice::default());
     let mut failures = Vec::new();
     for ((name, a), (_, b)) in flex.iter().zip(&wgpu) {
         let (diff, scale) = worst(a, b);
