@@ -101,3 +101,39 @@ fn burn_transposes_a_convolution_whose_kernel_is_smaller_than_its_stride() {
     }
     assert!(failures.is_empty(), "wrong kernels: {failures:?}");
 }
+
+/// Burn 0.21's cubecl 1×1 convolution (`conv_im2col_1x1`, a matmul of `[N·H·W, C]` by
+/// `[C, C_out]`, both kernels chosen by autotune timing) gives entirely wrong outputs (max |Δ|
+/// = max |y|) for some shapes under some kernel choices; 8 → 16 channels at batch 2 hit it
+/// here: [2, 8, 64, 64] with the default autotune level, [2, 8, 32, 32] and [2, 8, 16, 16]
+/// with `CUBECL_AUTOTUNE_LEVEL=minimal` (which buckets shapes differently), others not. It
+/// is what makes a RetinaFace MobileNet-0.25 training step on wgpu differ from Flex in the
+/// loss itself (its first pointwise convolution is 8 → 16 at 32² for 64² images). Not worked
+/// around and not isolated to one matmul kernel yet; ignored because whether it fails depends
+/// on which kernel autotune timed fastest on the machine.
+#[test]
+#[ignore = "fails on Burn 0.21 under some autotune choices (1×1 convolution 8 → 16, batch 2)"]
+fn burn_convolves_1x1_at_batch_2() {
+    use burn::tensor::module::conv2d;
+    use burn::tensor::ops::ConvOptions;
+    if !wgpu_common::wgpu_available() {
+        return;
+    }
+    fn convolve<B: Backend>(device: &B::Device, shape: [usize; 4]) -> TensorData {
+        let x = tensor::<B, 4>(shape, 1, device);
+        let w = tensor::<B, 4>([16, shape[1], 1, 1], 2, device);
+        conv2d(x, w, None, ConvOptions::new([1, 1], [0, 0], [1, 1], 1)).into_data()
+    }
+    let mut failures = Vec::new();
+    for side in [16, 32, 64] {
+        let shape = [2, 8, side, side];
+        let flex = convolve::<Flex>(&Default::default(), shape);
+        let wgpu = convolve::<Wgpu>(&WgpuDevice::default(), shape);
+        let (diff, scale) = worst(&flex, &wgpu);
+        println!("{shape:?} → 16: max |Δ| {diff:.3e}, max |flex| {scale:.3e}");
+        if diff > REL * scale + 1e-6 {
+            failures.push(shape);
+        }
+    }
+    assert!(failures.is_empty(), "wrong 1×1 convolutions: {failures:?}");
+}

@@ -59,7 +59,7 @@ impl<B: Backend> Downsample<B> {
 /// smaller than its stride runs `conv_transpose2d`, and autotune may pick its direct kernel,
 /// which returns zeros there (its input window `kernel·dilation − stride` is negative): the
 /// shortcut's input gradient vanished on some machines and not others. See
-/// `crates/visage/tests/wgpu_ops.rs`.
+/// `crates/visage/tests/wgpu_burn_bugs.rs`.
 ///
 /// # Shapes
 /// - `input`: `[batch, in_channels, h, w]`
