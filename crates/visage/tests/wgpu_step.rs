@@ -26,7 +26,8 @@ use visage_train::device_check::{compare_every_family, compare_family, Tolerance
 /// together, and β starts at 0), so both backends report rounding noise (1e-4 left from sums
 /// of terms of ~10); and its first convolution's updated weights differ by 2.5e-5 where its
 /// gradients reach 85 (raw-pixel input). One whole-table run also gave a different RetinaFace
-/// forward loss on wgpu (27.07 against 27.39) that running RetinaFace alone did not reproduce.
+/// forward loss on wgpu (27.07 against 27.39): Burn bug 4 (`wgpu_burn_bugs::
+/// burn_convolves_1x1_at_batch_2`), hit under `CUBECL_AUTOTUNE_LEVEL=minimal`.
 /// Run it with `cargo test -p visage --features wgpu --test wgpu_step -- --ignored`, or
 /// `visage check-device --device wgpu` for the table.
 #[test]
