@@ -312,16 +312,9 @@ fn every_layer_matches_flex_on_wgpu() {
     );
 }
 
-/// One FPN gradient readout: the gradients of C3, C4, C5 and of every lateral and output
-/// convolution's weight, named.
-fn fpn_gradients<B: AutodiffBackend>(device: &B::Device) -> Vec<(String, TensorData)> {
-    let mut fpn = FpnConfig::new(vec![16, 32, 64], 16)
-        .with_extra_levels(0)
-        .init::<B>(device);
-    for (seed, conv) in (100..).zip(fpn.lateral.iter_mut().chain(fpn.output.iter_mut())) {
-        let weight = tensor::<B, 4>(conv.weight.dims(), seed, device).mul_scalar(0.3);
-        conv.weight = Param::from_tensor(weight);
-    }
+/// C3, C4, C5 of `[2, 16, 8, 8]`, `[2, 32, 4, 4]`, `[2, 64, 2, 2]` (requiring gradients), and
+/// the same tensors as feature levels of strides 8, 16, 32.
+fn pyramid_inputs<B: AutodiffBackend>(device: &B::Device) -> (Vec<Tensor<B, 4>>, FeatureLevels<B>) {
     let inputs = [(16, 8), (32, 4), (64, 2)]
         .into_iter()
         .zip(1..)
@@ -334,14 +327,48 @@ fn fpn_gradients<B: AutodiffBackend>(device: &B::Device) -> Vec<(String, TensorD
         .zip([8, 16, 32])
         .map(|(x, stride)| FeatureLevel::new(stride, x.clone()))
         .collect();
-    let outputs = fpn.forward(FeatureLevels::new(levels)).into_tensors();
-    let loss = outputs
+    (inputs, FeatureLevels::new(levels))
+}
+
+/// `Σ_l sum(P_l · r_l)` for fixed random `r_l`: a scalar whose gradient reaches every output.
+fn weighted_sum<B: AutodiffBackend>(
+    outputs: Vec<Tensor<B, 4>>,
+    device: &B::Device,
+) -> Tensor<B, 1> {
+    outputs
         .into_iter()
         .zip(50..)
         .map(|(p, seed)| (p.clone() * tensor::<B, 4>(p.dims(), seed, device)).sum())
         .reduce(|a, b| a + b)
-        .expect("three levels");
-    let grads = loss.backward();
+        .expect("at least one level")
+}
+
+/// Asserts that every named tensor of `flex` and `wgpu` agrees within [`REL`], printing each.
+fn assert_named_agree(flex: &[(String, TensorData)], wgpu: &[(String, TensorData)]) {
+    let mut failures = Vec::new();
+    for ((name, a), (_, b)) in flex.iter().zip(wgpu) {
+        let (diff, scale) = worst(a, b);
+        println!("{name}: max |Δ| {diff:.1e}, max |flex| {scale:.1e}");
+        if diff > REL * scale + 1e-6 {
+            failures.push(name.clone());
+        }
+    }
+    assert!(failures.is_empty(), "wgpu differs from Flex: {failures:?}");
+}
+
+/// One FPN gradient readout: the gradients of C3, C4, C5 and of every lateral and output
+/// convolution's weight, named.
+fn fpn_gradients<B: AutodiffBackend>(device: &B::Device) -> Vec<(String, TensorData)> {
+    let mut fpn = FpnConfig::new(vec![16, 32, 64], 16)
+        .with_extra_levels(0)
+        .init::<B>(device);
+    for (seed, conv) in (100..).zip(fpn.lateral.iter_mut().chain(fpn.output.iter_mut())) {
+        let weight = tensor::<B, 4>(conv.weight.dims(), seed, device).mul_scalar(0.3);
+        conv.weight = Param::from_tensor(weight);
+    }
+    let (inputs, levels) = pyramid_inputs::<B>(device);
+    let outputs = fpn.forward(levels).into_tensors();
+    let grads = weighted_sum(outputs, device).backward();
     let mut named = Vec::new();
     for (name, x) in ["C3", "C4", "C5"].iter().zip(&inputs) {
         named.push((name.to_string(), x.grad(&grads).expect("input").into_data()));
@@ -368,15 +395,7 @@ fn fpn_gradients_match_flex_on_wgpu() {
     }
     let flex = fpn_gradients::<Autodiff<Flex>>(&Default::default());
     let wgpu = fpn_gradients::<Autodiff<Wgpu>>(&WgpuDevice::default());
-    let mut failures = Vec::new();
-    for ((name, a), (_, b)) in flex.iter().zip(&wgpu) {
-        let (diff, scale) = worst(a, b);
-        println!("{name}: max |Δ| {diff:.1e}, max |flex| {scale:.1e}");
-        if diff > REL * scale + 1e-6 {
-            failures.push(name.clone());
-        }
-    }
-    assert!(failures.is_empty(), "wgpu differs from Flex: {failures:?}");
+    assert_named_agree(&flex, &wgpu);
 }
 
 /// Replaces every float parameter by [`tensor`] values (scaled by 0.3, plus 1 for the
@@ -403,31 +422,14 @@ impl<B: Backend> ModuleMapper<B> for Seeded {
 fn retinaface_fpn_readout<B: AutodiffBackend>(device: &B::Device) -> Vec<(String, TensorData)> {
     let fpn = visage_neck::RetinaFaceFpn::<B>::new([16, 32, 64], 16, false, device)
         .map(&mut Seeded { seed: 200 });
-    let inputs = [(16, 8), (32, 4), (64, 2)]
-        .into_iter()
-        .zip(1..)
-        .map(|((channels, side), seed)| {
-            tensor::<B, 4>([2, channels, side, side], seed, device).require_grad()
-        })
-        .collect::<Vec<_>>();
-    let levels = inputs
-        .iter()
-        .zip([8, 16, 32])
-        .map(|(x, stride)| FeatureLevel::new(stride, x.clone()))
-        .collect();
-    let outputs = fpn.forward(FeatureLevels::new(levels)).into_tensors();
+    let (inputs, levels) = pyramid_inputs::<B>(device);
+    let outputs = fpn.forward(levels).into_tensors();
     let mut named: Vec<(String, TensorData)> = outputs
         .iter()
         .zip(["P3", "P4", "P5"])
         .map(|(p, name)| (name.to_string(), p.clone().into_data()))
         .collect();
-    let loss = outputs
-        .into_iter()
-        .zip(50..)
-        .map(|(p, seed)| (p.clone() * tensor::<B, 4>(p.dims(), seed, device)).sum())
-        .reduce(|a, b| a + b)
-        .expect("three levels");
-    let grads = loss.backward();
+    let grads = weighted_sum(outputs, device).backward();
     for (name, x) in ["dC3", "dC4", "dC5"].iter().zip(&inputs) {
         named.push((name.to_string(), x.grad(&grads).expect("input").into_data()));
     }
@@ -441,13 +443,5 @@ fn retinaface_fpn_matches_flex_on_wgpu() {
     }
     let flex = retinaface_fpn_readout::<Autodiff<Flex>>(&Default::default());
     let wgpu = retinaface_fpn_readout::<Autodiff<Wgpu>>(&WgpuDevice::default());
-    let mut failures = Vec::new();
-    for ((name, a), (_, b)) in flex.iter().zip(&wgpu) {
-        let (diff, scale) = worst(a, b);
-        println!("{name}: max |Δ| {diff:.1e}, max |flex| {scale:.1e}");
-        if diff > REL * scale + 1e-6 {
-            failures.push(name.clone());
-        }
-    }
-    assert!(failures.is_empty(), "wgpu differs from Flex: {failures:?}");
+    assert_named_agree(&flex, &wgpu);
 }
