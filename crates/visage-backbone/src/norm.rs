@@ -1,5 +1,9 @@
 //! Normalisation layers of the backbones: a trainable [`BatchNorm2d`] or a
-//! [`FrozenBatchNorm`] (statistics and affine fixed), behind one [`Norm`] module.
+//! [`FrozenBatchNorm`] (statistics and affine fixed), behind one [`Norm`] module, which is
+//! [`FoldedNorm`] (the identity) once folded into its convolution for detection
+//! ([`crate::fold`]).
+
+use core::marker::PhantomData;
 
 use burn::module::{Module, Param};
 use burn::prelude::*;
@@ -73,6 +77,25 @@ impl<B: Backend> FrozenBatchNorm<B> {
     }
 }
 
+/// A batch norm folded into the convolution before it ([`crate::fold::fold_norm_into_conv`]):
+/// the identity, with no parameters.
+#[derive(Module, Debug)]
+pub struct FoldedNorm<B: Backend> {
+    /// Channels of the norm that was folded.
+    pub channels: usize,
+    backend: PhantomData<B>,
+}
+
+impl<B: Backend> FoldedNorm<B> {
+    /// The folded form of a norm over `channels` channels.
+    pub fn new(channels: usize) -> Self {
+        Self {
+            channels,
+            backend: PhantomData,
+        }
+    }
+}
+
 /// The normalisation after each backbone convolution: trainable batch norm (batch statistics
 /// under autodiff, running statistics otherwise) or frozen batch norm.
 ///
@@ -84,6 +107,8 @@ pub enum Norm<B: Backend> {
     Batch(BatchNorm2d<B>),
     /// Frozen batch norm (parameters `weight`, `bias`, `running_mean`, `running_var`).
     Frozen(FrozenBatchNorm<B>),
+    /// Folded into the preceding convolution for detection: the identity.
+    Folded(FoldedNorm<B>),
 }
 
 impl<B: Backend> Norm<B> {
@@ -106,6 +131,7 @@ impl<B: Backend> Norm<B> {
         match self {
             Norm::Batch(bn) => bn.forward(input),
             Norm::Frozen(bn) => bn.forward(input),
+            Norm::Folded(_) => input,
         }
     }
 }

@@ -5,7 +5,8 @@
 //! cargo run -p visage-model --example retinaface_bench -- 480 640 [iterations]
 //! RAYON_NUM_THREADS=1 cargo run -p visage-model --example retinaface_bench -- 480 640
 //! ```
-//! Weights: the parity formula (so every prior scores ≈ 0.4–0.7 and post-processing sees the
+//! The batch norms are folded into their convolutions, as `visage detect` runs the model
+//! (`VISAGE_BENCH_UNFOLDED=1` keeps them). Weights: the parity formula (so every prior scores ≈ 0.4–0.7 and post-processing sees the
 //! worst case, 5000 candidates into NMS). Input: a seeded random image, batch 1.
 
 use std::time::Instant;
@@ -14,7 +15,10 @@ use burn::backend::Flex;
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use visage_backbone::weights::{formula_state_dict, formula_values};
-use visage_model::{DetectorFamily, RetinaFace, RetinaFaceSpec, TestSpec, RETINAFACE_MNET};
+use visage_model::{
+    DetectorFamily, RetinaFace, RetinaFaceNet, RetinaFaceSpec, TestSpec, RETINAFACE_MNET,
+    RETINAFACE_STRIDES,
+};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,6 +36,9 @@ fn main() {
     let model = model
         .load_reference_weights(&dict)
         .expect("formula weights");
+    // As `visage detect` runs it (`VISAGE_BENCH_UNFOLDED=1`: the norms as trained).
+    let folded = std::env::var_os("VISAGE_BENCH_UNFOLDED").is_none();
+    let model = if folded { model.fold_norms() } else { model };
     let pixels: Vec<f32> = formula_values("input", &[1, 3, h, w])
         .into_iter()
         .map(|v| v * 50.0)
@@ -60,14 +67,62 @@ fn main() {
             post.push(p);
         }
     }
+    let stages = stage_times(&model.net, &input, iterations);
     forward.sort_by(f64::total_cmp);
     post.sort_by(f64::total_cmp);
     let (f, p) = (forward[forward.len() / 2], post[post.len() / 2]);
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
     println!(
-        "visage/Flex RetinaFace-mnet {h}x{w} threads={threads}: forward {f:.1} ms + post-processing \
+        "visage/Flex RetinaFace-mnet {h}x{w} threads={threads} norms folded={folded}: forward {f:.1} ms + post-processing \
          {p:.1} ms = {:.1} ms/image (median of {iterations}); post-processing {:.1} %; {kept} kept",
         f + p,
         100.0 * p / (f + p)
     );
+    println!(
+        "stages (medians): backbone {:.1} ms, FPN {:.1} ms, SSH {:.1} ms, heads {:.1} ms",
+        stages[0], stages[1], stages[2], stages[3]
+    );
+}
+
+/// Median time of the network's four stages: backbone, FPN, the three SSH modules, the three
+/// heads with their flattening, in milliseconds.
+fn stage_times(net: &RetinaFaceNet<Flex>, input: &Tensor<Flex, 4>, iterations: usize) -> [f64; 4] {
+    let mut samples: [Vec<f64>; 4] = Default::default();
+    for _ in 0..iterations {
+        let t = Instant::now();
+        let levels = net
+            .body
+            .forward(input.clone())
+            .select(&RETINAFACE_STRIDES)
+            .expect("levels");
+        samples[0].push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        let pyramid = net.fpn.forward(levels).into_tensors();
+        samples[1].push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        let features: Vec<_> = [&net.ssh1, &net.ssh2, &net.ssh3]
+            .into_iter()
+            .zip(pyramid)
+            .map(|(ssh, x)| ssh.forward(x))
+            .collect();
+        samples[2].push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        for (heads, per_anchor) in [
+            (&net.class_head, 2),
+            (&net.bbox_head, 4),
+            (&net.landmark_head, 10),
+        ] {
+            let maps = heads
+                .iter()
+                .zip(&features)
+                .map(|(h, f)| h.forward(f.clone()))
+                .collect();
+            let _ = visage_heads::flatten_levels(maps, per_anchor);
+        }
+        samples[3].push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    samples.map(|mut v| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    })
 }

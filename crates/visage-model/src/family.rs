@@ -125,6 +125,12 @@ pub trait DetectorFamily<B: Backend>: Module<B> + Sized {
         Ok(self)
     }
 
+    /// This model prepared for detection: every batch norm folded into the convolution before
+    /// it (`visage_backbone::fold`), so the outputs are unchanged to rounding (tested to 1e-5)
+    /// and each norm's pass over the feature maps disappears. Only for inference on a backend
+    /// without autodiff: the folded model is never trained or saved.
+    fn fold_norms(self) -> Self;
+
     /// Tells the model how its input was normalised (the `[data]` table's mean, std and
     /// plane order). Only losses that compare predictions with the image's own pixels need
     /// it (RetinaFace's mesh branch); other families ignore it.

@@ -24,6 +24,17 @@ pub struct RetinaFaceFpn<B: Backend> {
 }
 
 impl<B: Backend> RetinaFaceFpn<B> {
+    /// Every norm folded into its convolution (detection only, see `visage_backbone::fold`).
+    pub fn fold_norms(self) -> Self {
+        Self {
+            output1: self.output1.fold_norms(),
+            output2: self.output2.fold_norms(),
+            output3: self.output3.fold_norms(),
+            merge1: self.merge1.fold_norms(),
+            merge2: self.merge2.fold_norms(),
+        }
+    }
+
     /// An FPN from `in_channels` (finest first) to `out_channels`; leaky ReLU slope 0.1 when
     /// `out_channels ≤ 64`, else 0, as Pytorch_Retinaface.
     pub fn new(

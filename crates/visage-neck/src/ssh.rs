@@ -38,6 +38,17 @@ pub fn validate_ssh_channels(out_channels: usize) -> Result<(), NeckError> {
 }
 
 impl<B: Backend> Ssh<B> {
+    /// Every norm folded into its convolution (detection only, see `visage_backbone::fold`).
+    pub fn fold_norms(self) -> Self {
+        Self {
+            conv3x3: self.conv3x3.fold_norms(),
+            conv5x5_1: self.conv5x5_1.fold_norms(),
+            conv5x5_2: self.conv5x5_2.fold_norms(),
+            conv7x7_2: self.conv7x7_2.fold_norms(),
+            conv7x7_3: self.conv7x7_3.fold_norms(),
+        }
+    }
+
     /// An SSH module `in_channels → out_channels` (a multiple of 4). The inner leaky ReLU
     /// slope is Pytorch_Retinaface's: 0.1 when `out_channels ≤ 64`, else 0 (ReLU).
     ///

@@ -42,8 +42,10 @@ pub fn conv2d_norm<B: Backend>(
 ) -> Result<Value, ExportError> {
     let geometry = geometry(conv, name)?;
     let norm_id = match norm {
-        Norm::Batch(bn) => bn.weight.id,
-        Norm::Frozen(bn) => bn.weight.id,
+        Norm::Batch(bn) => Some(bn.weight.id),
+        Norm::Frozen(bn) => Some(bn.weight.id),
+        // Already in the convolution's weight and bias.
+        Norm::Folded(_) => None,
     };
     let key = format!("{:?}+{:?}", conv.weight.id, norm_id);
     let init = g.cached_conv(key, |g| {
@@ -95,6 +97,12 @@ pub(crate) fn norm_affine<B: Backend>(g: &mut Graph, norm: &Norm<B>) -> Affine {
             g.read(&bn.running_var).0,
             bn.epsilon,
         ),
+        Norm::Folded(folded) => {
+            return Affine {
+                scale: vec![1.0; folded.channels],
+                shift: vec![0.0; folded.channels],
+            }
+        }
     };
     let scale: Vec<f64> = gamma
         .iter()

@@ -181,6 +181,21 @@ impl<B: Backend> DetectorFamily<B> for RetinaFace<B> {
         &self.policy.spec
     }
 
+    fn fold_norms(self) -> Self {
+        let net = self.net;
+        Self {
+            net: RetinaFaceNet {
+                body: net.body.fold_norms(),
+                fpn: net.fpn.fold_norms(),
+                ssh1: net.ssh1.fold_norms(),
+                ssh2: net.ssh2.fold_norms(),
+                ssh3: net.ssh3.fold_norms(),
+                ..net
+            },
+            ..self
+        }
+    }
+
     /// The backbone's initial weights and, with `[model.mesh]`, the mesh decoder's
     /// autoencoder pre-training (`[model.mesh.pretrain]`).
     fn load_initial_backbone_weights(mut self) -> Result<(Self, Option<PathBuf>), ModelError> {

@@ -125,6 +125,15 @@ impl<B: Backend> DetectorFamily<B> for Srn<B> {
         &self.policy.spec
     }
 
+    fn fold_norms(self) -> Self {
+        // The neck and heads use group norm (statistics of each input): only the backbone's
+        // batch norms fold.
+        Self {
+            backbone: self.backbone.fold_norms(),
+            ..self
+        }
+    }
+
     fn load_initial_backbone_weights(mut self) -> Result<(Self, Option<PathBuf>), ModelError> {
         let (backbone, file) = self.policy.spec.backbone.load_initial(self.backbone)?;
         self.backbone = backbone;

@@ -79,11 +79,13 @@ pub fn load_inference_weights<B: Backend, M: DetectorFamily<B>>(
 }
 
 /// A model of family `M` built from its spec, with the weights `source` names
-/// ([`load_inference_weights`]): what `visage detect` and `visage eval --split` run.
+/// ([`load_inference_weights`]) and its batch norms folded into their convolutions
+/// ([`DetectorFamily::fold_norms`]): what `visage detect`, `visage eval --split` and
+/// `visage export` run.
 pub fn inference_model<B: Backend, M: DetectorFamily<B>>(
     spec: &M::Spec,
     source: &WeightsSource,
     device: &B::Device,
 ) -> Result<M, TrainError> {
-    load_inference_weights(M::new(spec, device)?, source)
+    Ok(load_inference_weights(M::new(spec, device)?, source)?.fold_norms())
 }
