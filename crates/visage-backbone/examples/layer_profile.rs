@@ -5,7 +5,8 @@
 //! ```text
 //! RAYON_NUM_THREADS=1 cargo run -p visage-backbone --example layer_profile -- 480 640 [iterations]
 //! ```
-//! Batch 1, frozen batch norm (as at detection), the parity formula's weights; each layer's
+//! Convolutions run as the models run them (`visage_kernels::conv2d_layer`). Batch 1, frozen
+//! batch norm (not folded, so that its cost shows), the parity formula's weights; each layer's
 //! time is the median over the iterations, after two warm-up passes.
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use burn::tensor::TensorData;
 use visage_backbone::mobilenet::MobileBlock;
 use visage_backbone::weights::formula_values;
 use visage_backbone::{Backbone, BackboneConfig, MobileNetV1Config};
+use visage_kernels::conv2d_layer;
 
 type B = Flex;
 
@@ -65,7 +67,7 @@ fn main() {
                     let [_, c, hh, ww] = x.dims();
                     let tag = format!("{i:02} {c}x{hh}x{ww}");
                     x = timed(&mut samples, format!("stem conv 3x3 s2|{tag}"), || {
-                        b.conv.forward(x)
+                        conv2d_layer(&b.conv, x)
                     });
                     x = timed(&mut samples, format!("batch norm|{tag}"), || {
                         b.bn.forward(x)
@@ -81,7 +83,7 @@ fn main() {
                     x = timed(
                         &mut samples,
                         format!("depthwise 3x3 s{stride}|{tag}"),
-                        || b.depthwise.forward(x),
+                        || conv2d_layer(&b.depthwise, x),
                     );
                     x = timed(&mut samples, format!("batch norm|{tag} dw"), || {
                         b.depthwise_bn.forward(x)
@@ -91,7 +93,7 @@ fn main() {
                     });
                     let out = b.pointwise.weight.dims()[0];
                     x = timed(&mut samples, format!("pointwise 1x1|{tag}→{out}"), || {
-                        b.pointwise.forward(x)
+                        conv2d_layer(&b.pointwise, x)
                     });
                     x = timed(&mut samples, format!("batch norm|{tag} pw"), || {
                         b.pointwise_bn.forward(x)

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use burn::prelude::*;
+use visage_kernels::KernelBackend;
 
 use crate::weights::{load_state_dict, save_safetensors, StateDict, TorchLayout, WeightsError};
 use crate::{
@@ -33,7 +34,7 @@ pub enum Backbone<B: Backend> {
 
 impl BackboneConfig {
     /// Builds the backbone (freshly initialised).
-    pub fn init<B: Backend>(&self, device: &B::Device) -> Backbone<B> {
+    pub fn init<B: KernelBackend>(&self, device: &B::Device) -> Backbone<B> {
         match self {
             BackboneConfig::ResNet(c) => Backbone::ResNet(c.init(device)),
             BackboneConfig::MobileNet(c) => Backbone::MobileNet(c.init(device)),
@@ -57,7 +58,7 @@ impl BackboneConfig {
     }
 }
 
-impl<B: Backend> Backbone<B> {
+impl<B: KernelBackend> Backbone<B> {
     /// Runs the backbone.
     ///
     /// # Shapes

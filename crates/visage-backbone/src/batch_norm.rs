@@ -13,6 +13,7 @@
 
 use burn::module::{Module, Param, RunningState};
 use burn::prelude::*;
+use visage_kernels::KernelBackend;
 
 /// Configuration of a [`BatchNorm2d`].
 #[derive(Config, Debug)]
@@ -47,7 +48,7 @@ pub struct BatchNorm2d<B: Backend> {
 
 impl BatchNorm2dConfig {
     /// PyTorch's initialisation: weight 1, bias 0, mean 0, variance 1.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> BatchNorm2d<B> {
+    pub fn init<B: KernelBackend>(&self, device: &B::Device) -> BatchNorm2d<B> {
         let c = self.num_features;
         BatchNorm2d {
             weight: Param::from_tensor(Tensor::ones([c], device)),
@@ -64,7 +65,7 @@ impl BatchNorm2dConfig {
 ///
 /// # Shapes
 /// - `x`: `[B, C, H, W]`; `scale`, `shift`: `[C]`; output `[B, C, H, W]`.
-pub fn per_channel_affine<B: Backend>(
+pub fn per_channel_affine<B: KernelBackend>(
     x: Tensor<B, 4>,
     scale: Tensor<B, 1>,
     shift: Tensor<B, 1>,
@@ -74,7 +75,7 @@ pub fn per_channel_affine<B: Backend>(
     (x.reshape([b, c, h * w]) * rows(scale) + rows(shift)).reshape([b, c, h, w])
 }
 
-impl<B: Backend> BatchNorm2d<B> {
+impl<B: KernelBackend> BatchNorm2d<B> {
     /// Normalises per channel.
     ///
     /// # Shapes

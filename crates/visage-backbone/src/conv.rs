@@ -4,11 +4,12 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
+use visage_kernels::{conv2d_layer, KernelBackend};
 
 /// A bias-free `k×k` convolution with stride `stride`, padding `k / 2` (so the output is
 /// `ceil(input / stride)`) and `groups` groups, initialised as torchvision's ResNet (Kaiming
 /// normal, fan-out, ReLU gain; Burn's fan-out of a grouped convolution is per group).
-pub(crate) fn conv_no_bias<B: Backend>(
+pub(crate) fn conv_no_bias<B: KernelBackend>(
     in_channels: usize,
     out_channels: usize,
     kernel: usize,
@@ -44,7 +45,7 @@ pub struct ConvNormAct<B: Backend> {
     pub leaky_slope: f64,
 }
 
-impl<B: Backend> ConvNormAct<B> {
+impl<B: KernelBackend> ConvNormAct<B> {
     /// A block `in_channels → out_channels` with a `kernel × kernel` convolution of stride
     /// `stride`; `activation` is the leaky ReLU slope, `None` for no activation.
     pub fn new(
@@ -68,7 +69,7 @@ impl<B: Backend> ConvNormAct<B> {
     /// - `input`: `[batch, in_channels, h, w]`
     /// - output: `[batch, out_channels, ceil(h / stride), ceil(w / stride)]`
     pub fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
-        let x = self.bn.forward(self.conv.forward(input));
+        let x = self.bn.forward(conv2d_layer(&self.conv, input));
         if self.activate {
             burn::tensor::activation::leaky_relu(x, self.leaky_slope)
         } else {

@@ -4,6 +4,7 @@
 //! Levels are always ordered finest first (increasing stride).
 
 use burn::tensor::{backend::Backend, Tensor};
+use visage_kernels::KernelBackend;
 
 use crate::BackboneError;
 
@@ -16,7 +17,7 @@ pub struct FeatureLevel<B: Backend> {
     pub features: Tensor<B, 4>,
 }
 
-impl<B: Backend> FeatureLevel<B> {
+impl<B: KernelBackend> FeatureLevel<B> {
     /// A level of the given stride.
     pub fn new(stride: usize, features: Tensor<B, 4>) -> Self {
         Self { stride, features }
@@ -41,7 +42,7 @@ pub struct FeatureLevels<B: Backend> {
     pub levels: Vec<FeatureLevel<B>>,
 }
 
-impl<B: Backend> FeatureLevels<B> {
+impl<B: KernelBackend> FeatureLevels<B> {
     /// Wraps levels given finest first.
     ///
     /// # Panics

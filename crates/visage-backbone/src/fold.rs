@@ -11,6 +11,7 @@
 use burn::module::Param;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
+use visage_kernels::KernelBackend;
 
 use crate::conv::ConvNormAct;
 use crate::mobilenet::{ConvDw, MobileBlock};
@@ -22,7 +23,7 @@ use crate::{Backbone, FoldedNorm, MobileNetV1, Norm, ResNet};
 ///
 /// # Shapes
 /// `scale`, `shift`: `[channels]`.
-pub fn inference_affine<B: Backend>(norm: &Norm<B>) -> Option<(Tensor<B, 1>, Tensor<B, 1>)> {
+pub fn inference_affine<B: KernelBackend>(norm: &Norm<B>) -> Option<(Tensor<B, 1>, Tensor<B, 1>)> {
     let (gamma, beta, mean, var, eps) = match norm {
         Norm::Batch(bn) => (
             bn.weight.val(),
@@ -52,7 +53,10 @@ pub fn inference_affine<B: Backend>(norm: &Norm<B>) -> Option<(Tensor<B, 1>, Ten
 ///
 /// # Panics
 /// If the norm's channel count differs from the convolution's output channels.
-pub fn fold_norm_into_conv<B: Backend>(conv: Conv2d<B>, norm: Norm<B>) -> (Conv2d<B>, Norm<B>) {
+pub fn fold_norm_into_conv<B: KernelBackend>(
+    conv: Conv2d<B>,
+    norm: Norm<B>,
+) -> (Conv2d<B>, Norm<B>) {
     let Some((scale, shift)) = inference_affine(&norm) else {
         return (conv, norm);
     };
@@ -77,7 +81,7 @@ pub fn fold_norm_into_conv<B: Backend>(conv: Conv2d<B>, norm: Norm<B>) -> (Conv2
     (folded, Norm::Folded(FoldedNorm::new(out_channels)))
 }
 
-impl<B: Backend> ConvNormAct<B> {
+impl<B: KernelBackend> ConvNormAct<B> {
     /// This block with its norm folded into its convolution (detection only, see [`crate::fold`]).
     pub fn fold_norms(self) -> Self {
         let (conv, bn) = fold_norm_into_conv(self.conv, self.bn);
@@ -85,7 +89,7 @@ impl<B: Backend> ConvNormAct<B> {
     }
 }
 
-impl<B: Backend> ConvDw<B> {
+impl<B: KernelBackend> ConvDw<B> {
     /// Both norms folded into their convolutions (detection only, see [`crate::fold`]).
     pub fn fold_norms(self) -> Self {
         let (depthwise, depthwise_bn) = fold_norm_into_conv(self.depthwise, self.depthwise_bn);
@@ -100,7 +104,7 @@ impl<B: Backend> ConvDw<B> {
     }
 }
 
-impl<B: Backend> MobileNetV1<B> {
+impl<B: KernelBackend> MobileNetV1<B> {
     /// Every norm folded into its convolution (detection only, see [`crate::fold`]).
     pub fn fold_norms(self) -> Self {
         let fold_stage = |stage: Vec<MobileBlock<B>>| {
@@ -121,7 +125,7 @@ impl<B: Backend> MobileNetV1<B> {
     }
 }
 
-impl<B: Backend> Downsample<B> {
+impl<B: KernelBackend> Downsample<B> {
     /// The shortcut's norm folded into its convolution (detection only).
     pub fn fold_norms(self) -> Self {
         let (conv, bn) = fold_norm_into_conv(self.conv, self.bn);
@@ -129,7 +133,7 @@ impl<B: Backend> Downsample<B> {
     }
 }
 
-impl<B: Backend> ResidualBlock<B> {
+impl<B: KernelBackend> ResidualBlock<B> {
     /// Every norm of the block folded into its convolution (detection only).
     pub fn fold_norms(self) -> Self {
         match self {
@@ -162,7 +166,7 @@ impl<B: Backend> ResidualBlock<B> {
     }
 }
 
-impl<B: Backend> ResNet<B> {
+impl<B: KernelBackend> ResNet<B> {
     /// Every norm folded into its convolution (detection only, see [`crate::fold`]).
     pub fn fold_norms(self) -> Self {
         let (conv1, bn1) = fold_norm_into_conv(self.conv1, self.bn1);
@@ -181,7 +185,7 @@ impl<B: Backend> ResNet<B> {
     }
 }
 
-impl<B: Backend> Backbone<B> {
+impl<B: KernelBackend> Backbone<B> {
     /// Every norm folded into its convolution (detection only, see [`crate::fold`]).
     pub fn fold_norms(self) -> Self {
         match self {

@@ -7,6 +7,7 @@ use core::marker::PhantomData;
 
 use burn::module::{Module, Param};
 use burn::prelude::*;
+use visage_kernels::KernelBackend;
 
 use crate::batch_norm::{per_channel_affine, BatchNorm2d, BatchNorm2dConfig};
 
@@ -40,13 +41,13 @@ pub struct FrozenBatchNorm<B: Backend> {
     pub epsilon: f64,
 }
 
-fn frozen_param<B: Backend>(value: Tensor<B, 1>) -> Param<Tensor<B, 1>> {
+fn frozen_param<B: KernelBackend>(value: Tensor<B, 1>) -> Param<Tensor<B, 1>> {
     Param::from_tensor(value).set_require_grad(false)
 }
 
 impl FrozenBatchNormConfig {
     /// Identity initialisation: weight 1, bias 0, mean 0, variance 1.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> FrozenBatchNorm<B> {
+    pub fn init<B: KernelBackend>(&self, device: &B::Device) -> FrozenBatchNorm<B> {
         let c = self.num_features;
         FrozenBatchNorm {
             weight: frozen_param(Tensor::ones([c], device)),
@@ -58,7 +59,7 @@ impl FrozenBatchNormConfig {
     }
 }
 
-impl<B: Backend> FrozenBatchNorm<B> {
+impl<B: KernelBackend> FrozenBatchNorm<B> {
     /// Applies the fixed affine normalisation per channel.
     ///
     /// # Shapes
@@ -86,7 +87,7 @@ pub struct FoldedNorm<B: Backend> {
     backend: PhantomData<B>,
 }
 
-impl<B: Backend> FoldedNorm<B> {
+impl<B: KernelBackend> FoldedNorm<B> {
     /// The folded form of a norm over `channels` channels.
     pub fn new(channels: usize) -> Self {
         Self {
@@ -111,7 +112,7 @@ pub enum Norm<B: Backend> {
     Folded(FoldedNorm<B>),
 }
 
-impl<B: Backend> Norm<B> {
+impl<B: KernelBackend> Norm<B> {
     /// A batch norm over `channels` channels, frozen or trainable. Trainable batch norm starts
     /// as torchvision's: weight 1, bias 0, momentum 0.1, eps 1e-5.
     pub fn new(channels: usize, frozen: bool, device: &B::Device) -> Self {

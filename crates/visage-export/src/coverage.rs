@@ -5,18 +5,19 @@ use std::collections::BTreeMap;
 
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::prelude::*;
+use visage_kernels::KernelBackend;
 
 use crate::error::ExportError;
 use crate::graph::ParamUse;
 
 /// The ids of every float parameter of `module`.
-pub(crate) fn param_ids<B: Backend, M: Module<B>>(module: &M) -> Vec<ParamId> {
+pub(crate) fn param_ids<B: KernelBackend, M: Module<B>>(module: &M) -> Vec<ParamId> {
     collect(module).into_iter().map(|(_, id)| id).collect()
 }
 
 /// `(path, id)` of every float parameter of `module`; paths skip enum variants, as
 /// checkpoints do (`backbone.layer1.0.conv1.weight`).
-fn collect<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, ParamId)> {
+fn collect<B: KernelBackend, M: Module<B>>(module: &M) -> Vec<(String, ParamId)> {
     let mut visitor = Collect {
         path: Vec::new(),
         found: Vec::new(),
@@ -26,7 +27,7 @@ fn collect<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, ParamId)> {
 }
 
 /// Errors naming every parameter of `model` that `uses` does not account for.
-pub(crate) fn check_every_parameter_used<B: Backend, M: Module<B>>(
+pub(crate) fn check_every_parameter_used<B: KernelBackend, M: Module<B>>(
     model: &M,
     uses: &BTreeMap<ParamId, ParamUse>,
 ) -> Result<(), ExportError> {
@@ -47,7 +48,7 @@ struct Collect {
     found: Vec<(String, ParamId)>,
 }
 
-impl<B: Backend> ModuleVisitor<B> for Collect {
+impl<B: KernelBackend> ModuleVisitor<B> for Collect {
     fn enter_module(&mut self, name: &str, container_type: &str) {
         let variant = container_type.starts_with("Enum:");
         self.path.push((!variant).then(|| name.to_string()));

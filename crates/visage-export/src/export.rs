@@ -2,6 +2,7 @@
 //! post-processing graph, the coverage check and the model's metadata.
 
 use burn::prelude::*;
+use visage_kernels::KernelBackend;
 use visage_model::TestSpec;
 
 use crate::coverage::check_every_parameter_used;
@@ -68,7 +69,7 @@ pub struct ExportOptions {
 /// [`ExportError::InvalidOption`] for an opset out of [`OPSETS`];
 /// [`ExportError::UnsupportedLayer`] / [`ExportError::UnknownLayers`] naming what the
 /// exporter cannot write.
-pub fn export_model<B: Backend, M: ExportFamily + Module<B>>(
+pub fn export_model<B: KernelBackend, M: ExportFamily + Module<B>>(
     model: &M,
     options: &ExportOptions,
 ) -> Result<ModelProto, ExportError> {

@@ -13,6 +13,7 @@
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use visage_backbone::{FeatureLevel, FeatureLevels};
+use visage_kernels::KernelBackend;
 
 use crate::{HeadError, HeadNorm, Subnet, SubnetConfig};
 
@@ -46,7 +47,7 @@ impl AttentionHeadConfig {
     ///
     /// # Panics
     /// If [`validate`](Self::validate) fails.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> AttentionHead<B> {
+    pub fn init<B: KernelBackend>(&self, device: &B::Device) -> AttentionHead<B> {
         if let Err(e) = self.validate() {
             panic!("invalid AttentionHeadConfig: {e}");
         }
@@ -63,7 +64,7 @@ pub struct AttentionHead<B: Backend> {
     pub subnet: Subnet<B>,
 }
 
-impl<B: Backend> AttentionHead<B> {
+impl<B: KernelBackend> AttentionHead<B> {
     /// Attention logits of every level (apply a sigmoid for the attention map).
     ///
     /// # Shapes

@@ -5,6 +5,7 @@
 
 use burn::prelude::*;
 use visage_backbone::FeatureLevels;
+use visage_kernels::KernelBackend;
 
 use crate::{HeadError, HeadOutputs, RetinaHead, RetinaHeadConfig, SharedHead, SharedHeadConfig};
 
@@ -30,7 +31,7 @@ impl DetectionHeadConfig {
     ///
     /// # Panics
     /// If [`validate`](Self::validate) fails.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> DetectionHead<B> {
+    pub fn init<B: KernelBackend>(&self, device: &B::Device) -> DetectionHead<B> {
         match self {
             DetectionHeadConfig::Separate(config) => config.init(device).into(),
             DetectionHeadConfig::Shared(config) => config.init(device).into(),
@@ -48,7 +49,7 @@ pub enum DetectionHead<B: Backend> {
     Shared(SharedHead<B>),
 }
 
-impl<B: Backend> DetectionHead<B> {
+impl<B: KernelBackend> DetectionHead<B> {
     /// Applies the head to every level.
     ///
     /// # Shapes
@@ -79,13 +80,13 @@ impl<B: Backend> DetectionHead<B> {
     }
 }
 
-impl<B: Backend> From<RetinaHead<B>> for DetectionHead<B> {
+impl<B: KernelBackend> From<RetinaHead<B>> for DetectionHead<B> {
     fn from(head: RetinaHead<B>) -> Self {
         DetectionHead::Separate(head)
     }
 }
 
-impl<B: Backend> From<SharedHead<B>> for DetectionHead<B> {
+impl<B: KernelBackend> From<SharedHead<B>> for DetectionHead<B> {
     fn from(head: SharedHead<B>) -> Self {
         DetectionHead::Shared(head)
     }

@@ -1,6 +1,7 @@
 //! Flattening per-level head outputs into one tensor in anchor order.
 
 use burn::prelude::*;
+use visage_kernels::KernelBackend;
 
 /// Concatenates per-level head outputs into `[batch, anchors, per_anchor]`.
 ///
@@ -24,7 +25,10 @@ use burn::prelude::*;
 /// # Panics
 /// If `outputs` is empty, `per_anchor` is 0, or a level's channels are not a multiple of
 /// `per_anchor`.
-pub fn flatten_levels<B: Backend>(outputs: Vec<Tensor<B, 4>>, per_anchor: usize) -> Tensor<B, 3> {
+pub fn flatten_levels<B: KernelBackend>(
+    outputs: Vec<Tensor<B, 4>>,
+    per_anchor: usize,
+) -> Tensor<B, 3> {
     assert!(!outputs.is_empty(), "flatten_levels: no levels");
     assert!(per_anchor > 0, "flatten_levels: per_anchor must be > 0");
     let batch = outputs[0].dims()[0];

@@ -3,6 +3,7 @@
 
 use burn::prelude::*;
 use visage_backbone::FeatureLevels;
+use visage_kernels::KernelBackend;
 
 use crate::{flatten_levels, HeadError, HeadNorm, Subnet, SubnetConfig};
 
@@ -72,7 +73,7 @@ impl RetinaHeadConfig {
     ///
     /// # Panics
     /// If [`validate`](Self::validate) fails.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> RetinaHead<B> {
+    pub fn init<B: KernelBackend>(&self, device: &B::Device) -> RetinaHead<B> {
         if let Err(e) = self.validate() {
             panic!("invalid RetinaHeadConfig: {e}");
         }
@@ -110,7 +111,7 @@ pub struct RetinaHead<B: Backend> {
     pub num_classes: usize,
 }
 
-impl<B: Backend> RetinaHead<B> {
+impl<B: KernelBackend> RetinaHead<B> {
     /// Applies both subnets to every level.
     ///
     /// # Shapes

@@ -9,6 +9,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
+use visage_kernels::{conv2d_layer, KernelBackend};
 
 use crate::HeadError;
 
@@ -41,7 +42,7 @@ impl RfeConfig {
     ///
     /// # Panics
     /// If [`validate`](Self::validate) fails.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> Rfe<B> {
+    pub fn init<B: KernelBackend>(&self, device: &B::Device) -> Rfe<B> {
         if let Err(e) = self.validate() {
             panic!("invalid RfeConfig: {e}");
         }
@@ -64,7 +65,7 @@ impl RfeConfig {
 
 /// A stride-1 convolution padded to keep the size (`kernel / 2` on each side), weights
 /// `N(0, std)`, bias 0.
-fn conv<B: Backend>(
+fn conv<B: KernelBackend>(
     c_in: usize,
     c_out: usize,
     kernel: [usize; 2],
@@ -91,11 +92,11 @@ pub struct RfeBranch<B: Backend> {
     pub expand: Conv2d<B>,
 }
 
-impl<B: Backend> RfeBranch<B> {
+impl<B: KernelBackend> RfeBranch<B> {
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let x = relu(self.reduce.forward(x));
-        let x = relu(self.spatial.forward(x));
-        relu(self.expand.forward(x))
+        let x = relu(conv2d_layer(&self.reduce, x));
+        let x = relu(conv2d_layer(&self.spatial, x));
+        relu(conv2d_layer(&self.expand, x))
     }
 }
 
@@ -108,7 +109,7 @@ pub struct Rfe<B: Backend> {
     pub fuse: Conv2d<B>,
 }
 
-impl<B: Backend> Rfe<B> {
+impl<B: KernelBackend> Rfe<B> {
     /// # Shapes
     /// - `input`: `[batch, C, h, w]`
     /// - output: `[batch, C, h, w]` = `input + ReLU(fuse(cat(branches(input))))`
@@ -118,7 +119,7 @@ impl<B: Backend> Rfe<B> {
             .iter()
             .map(|b| b.forward(input.clone()))
             .collect();
-        input + relu(self.fuse.forward(Tensor::cat(branches, 1)))
+        input + relu(conv2d_layer(&self.fuse, Tensor::cat(branches, 1)))
     }
 }
 

@@ -13,6 +13,7 @@
 
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
+use visage_kernels::{conv2d_layer, KernelBackend};
 
 use crate::subnet::{conv3x3, conv_stack, validate_norm};
 use crate::{ConvBlock, HeadError, HeadNorm, HeadOutputs};
@@ -67,7 +68,7 @@ impl SharedHeadConfig {
     ///
     /// # Panics
     /// If [`validate`](Self::validate) fails.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> SharedHead<B> {
+    pub fn init<B: KernelBackend>(&self, device: &B::Device) -> SharedHead<B> {
         if let Err(e) = self.validate() {
             panic!("invalid SharedHeadConfig: {e}");
         }
@@ -118,7 +119,7 @@ pub struct SharedHead<B: Backend> {
     pub num_classes: usize,
 }
 
-impl<B: Backend> SharedHead<B> {
+impl<B: KernelBackend> SharedHead<B> {
     /// Applies the shared convs once per level, then every predictor to their output.
     ///
     /// # Shapes
@@ -140,8 +141,8 @@ impl<B: Backend> SharedHead<B> {
             if let (Some(seg), Some(out)) = (&self.seg_predictor, segmentation.as_mut()) {
                 out.push(seg.forward(hidden.clone()));
             }
-            cls.push(self.cls_predictor.forward(hidden.clone()));
-            boxes.push(self.box_predictor.forward(hidden));
+            cls.push(conv2d_layer(&self.cls_predictor, hidden.clone()));
+            boxes.push(conv2d_layer(&self.box_predictor, hidden));
         }
         HeadOutputs {
             cls,

@@ -7,6 +7,7 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::Initializer;
 use burn::prelude::*;
+use visage_kernels::{conv2d_layer, KernelBackend};
 
 use crate::rfe::{Rfe, RfeConfig};
 use crate::subnet::{conv_stack, validate_norm, ConvBlock};
@@ -62,7 +63,7 @@ impl SrnHeadConfig {
     ///
     /// # Panics
     /// If [`validate`](Self::validate) fails.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> SrnHead<B> {
+    pub fn init<B: KernelBackend>(&self, device: &B::Device) -> SrnHead<B> {
         if let Err(e) = self.validate() {
             panic!("invalid SrnHeadConfig: {e}");
         }
@@ -74,7 +75,7 @@ impl SrnHeadConfig {
         }
     }
 
-    fn branch<B: Backend>(&self, out: usize, bias: f64, device: &B::Device) -> SrnBranch<B> {
+    fn branch<B: KernelBackend>(&self, out: usize, bias: f64, device: &B::Device) -> SrnBranch<B> {
         let block = |c_in| {
             conv_stack(c_in, self.channels, 1, self.norm, self.init_std, device)
                 .0
@@ -114,7 +115,7 @@ pub struct SrnBranch<B: Backend> {
     pub predictor: Conv2d<B>,
 }
 
-impl<B: Backend> SrnBranch<B> {
+impl<B: KernelBackend> SrnBranch<B> {
     /// # Shapes
     /// - `input`: `[batch, in_channels, h, w]`
     /// - output: `[batch, out, h, w]` (raw)
@@ -124,7 +125,7 @@ impl<B: Backend> SrnBranch<B> {
             Some(rfe) => rfe.forward(x),
             None => x,
         };
-        self.predictor.forward(self.conv_out.forward(x))
+        conv2d_layer(&self.predictor, self.conv_out.forward(x))
     }
 }
 
@@ -139,7 +140,7 @@ pub struct SrnHead<B: Backend> {
     pub num_anchors: usize,
 }
 
-impl<B: Backend> SrnHead<B> {
+impl<B: KernelBackend> SrnHead<B> {
     /// The class branch on each given level.
     ///
     /// # Shapes

@@ -6,6 +6,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Initializer, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
+use visage_kernels::{conv2d_layer, KernelBackend};
 
 use crate::HeadError;
 
@@ -63,7 +64,7 @@ impl SubnetConfig {
     ///
     /// # Panics
     /// If [`validate`](Self::validate) fails.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> Subnet<B> {
+    pub fn init<B: KernelBackend>(&self, device: &B::Device) -> Subnet<B> {
         if let Err(e) = self.validate() {
             panic!("invalid SubnetConfig: {e}");
         }
@@ -104,7 +105,7 @@ pub(crate) fn validate_norm(norm: HeadNorm, channels: usize) -> Result<(), HeadE
 /// `num_convs` hidden blocks (`in_channels` → `channels`, then `channels` → `channels`),
 /// weights `N(0, init_std)`, biases 0; returns them with the channels of their output
 /// (`in_channels` when there are none).
-pub(crate) fn conv_stack<B: Backend>(
+pub(crate) fn conv_stack<B: KernelBackend>(
     in_channels: usize,
     channels: usize,
     num_convs: usize,
@@ -135,7 +136,7 @@ pub(crate) fn conv_stack<B: Backend>(
 }
 
 /// A 3×3, stride 1, padding 1 convolution with `N(0, std)` weights and a constant bias.
-pub(crate) fn conv3x3<B: Backend>(
+pub(crate) fn conv3x3<B: KernelBackend>(
     c_in: usize,
     c_out: usize,
     std: f64,
@@ -159,12 +160,12 @@ pub struct ConvBlock<B: Backend> {
     pub norm: Option<GroupNorm<B>>,
 }
 
-impl<B: Backend> ConvBlock<B> {
+impl<B: KernelBackend> ConvBlock<B> {
     /// # Shapes
     /// - `input`: `[batch, c_in, h, w]`
     /// - output: `[batch, channels, h, w]`
     pub fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
-        let x = self.conv.forward(input);
+        let x = conv2d_layer(&self.conv, input);
         let x = match &self.norm {
             Some(norm) => norm.forward(x),
             None => x,
@@ -182,7 +183,7 @@ pub struct Subnet<B: Backend> {
     pub predictor: Conv2d<B>,
 }
 
-impl<B: Backend> Subnet<B> {
+impl<B: KernelBackend> Subnet<B> {
     /// Applies the subnet to one level.
     ///
     /// # Shapes
@@ -190,7 +191,7 @@ impl<B: Backend> Subnet<B> {
     /// - output: `[batch, out_channels, h, w]` (raw, before any sigmoid)
     pub fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
         let x = self.convs.iter().fold(input, |x, block| block.forward(x));
-        self.predictor.forward(x)
+        conv2d_layer(&self.predictor, x)
     }
 }
 

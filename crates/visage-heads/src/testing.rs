@@ -3,10 +3,11 @@
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use visage_backbone::{FeatureLevel, FeatureLevels};
+use visage_kernels::KernelBackend;
 
 /// A random `N(0, 1)` pyramid of batch 2: level `i` is `[2, channels, h_i, w_i]` with stride
 /// `8 · 2^i` (the heads never read the strides; they only need to increase).
-pub(crate) fn random_pyramid<B: Backend>(
+pub(crate) fn random_pyramid<B: KernelBackend>(
     channels: usize,
     sizes: &[[usize; 2]],
 ) -> FeatureLevels<B> {

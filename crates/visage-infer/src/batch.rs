@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use burn::tensor::TensorData;
+use visage_kernels::KernelBackend;
 use visage_model::{Detection, DetectorFamily, TestSpec};
 
 use crate::prepare::PreparedPass;
@@ -36,7 +37,7 @@ impl BatchTiming {
 /// # Panics
 /// If the passes differ in size (group them with [`group_by_size`] first) or `passes` is
 /// empty.
-pub fn detect_batch<B: Backend, M: DetectorFamily<B>>(
+pub fn detect_batch<B: KernelBackend, M: DetectorFamily<B>>(
     model: &M,
     passes: Vec<PreparedPass>,
     test: &TestSpec,

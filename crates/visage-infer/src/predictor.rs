@@ -15,10 +15,10 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use burn::prelude::*;
 use image::RgbImage;
 use rayon::prelude::*;
 use visage_data::{load_rgb_limited, DataError, DEFAULT_MAX_IMAGE_PIXELS};
+use visage_kernels::KernelBackend;
 use visage_model::{Detection, DetectorFamily, ModelError, TestSpec};
 
 use crate::batch::{detect_batch, group_by_size, BatchTiming};
@@ -27,7 +27,7 @@ use crate::prepare::{prepare_passes, InputNorm, PreparedPass};
 
 /// Runs a model over images with fixed test-time settings.
 #[derive(Debug)]
-pub struct Predictor<'m, B: Backend, M: DetectorFamily<B>> {
+pub struct Predictor<'m, B: KernelBackend, M: DetectorFamily<B>> {
     model: &'m M,
     test: TestSpec,
     norm: InputNorm,
@@ -70,7 +70,7 @@ struct Decoded {
     result: Result<(RgbImage, Vec<PreparedPass>), DataError>,
 }
 
-impl<'m, B: Backend, M: DetectorFamily<B>> Predictor<'m, B, M> {
+impl<'m, B: KernelBackend, M: DetectorFamily<B>> Predictor<'m, B, M> {
     /// A predictor of `model` with `[test]` settings `test` (validated here) and the input
     /// normalisation the model was trained with; batches of 8 images, files over
     /// [`DEFAULT_MAX_IMAGE_PIXELS`] refused.

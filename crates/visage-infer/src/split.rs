@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use burn::prelude::*;
 use visage_data::layout::{ground_truth_dir, images_dir, split_images, Split};
 use visage_eval::{evaluate, write_submission, EvalReport, GroundTruth, Predictions};
+use visage_kernels::KernelBackend;
 use visage_model::{Detection, DetectorFamily};
 
 use crate::error::InferError;
@@ -16,7 +16,7 @@ use crate::predictor::{Predictor, RunStats};
 /// each image. An image that cannot be read, is truncated or is over the predictor's pixel
 /// limit ([`Predictor::with_max_image_pixels`]) stops the run with an error naming it: the
 /// official protocol scores every image of the split.
-pub fn detect_split<B: Backend, M: DetectorFamily<B>>(
+pub fn detect_split<B: KernelBackend, M: DetectorFamily<B>>(
     predictor: &Predictor<'_, B, M>,
     root: &Path,
     split: Split,
@@ -44,7 +44,7 @@ pub fn detect_split<B: Backend, M: DetectorFamily<B>>(
 
 /// Detects over `split` (writing the submission to `out` when given) and scores it with
 /// the official protocol against `<root>/eval_tools/ground_truth`.
-pub fn evaluate_split<B: Backend, M: DetectorFamily<B>>(
+pub fn evaluate_split<B: KernelBackend, M: DetectorFamily<B>>(
     predictor: &Predictor<'_, B, M>,
     root: &Path,
     split: Split,

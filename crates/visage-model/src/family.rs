@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 
 use burn::module::AutodiffModule;
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
 use burn_store::{ModuleSnapshot, SafetensorsStore};
 use visage_backbone::weights::StateDict;
+use visage_kernels::{KernelAutodiffBackend, KernelBackend};
 
 use crate::common::loss::LossValues;
 use crate::common::pixels::PixelNormalisation;
@@ -43,7 +43,7 @@ pub trait FamilySpec: Debug {
 /// A detector family: a network with its weight-free policy (anchors, matching, coding,
 /// loss), built from its spec. Box format everywhere: `[x1, y1, x2, y2]` pixels of the
 /// network input.
-pub trait DetectorFamily<B: Backend>: Module<B> + Sized {
+pub trait DetectorFamily<B: KernelBackend>: Module<B> + Sized {
     /// The family's `[model]` spec.
     type Spec: FamilySpec + Clone + PartialEq + Into<ModelSpec>;
 
@@ -198,7 +198,7 @@ fn weights_error(path: &Path, message: impl std::fmt::Display) -> ModelError {
 
 /// A family on an autodiff backend whose inference copy ([`AutodiffModule::valid`]) is the
 /// same family on the inner backend: what training (which validates as it goes) needs.
-pub trait TrainableFamily<B: AutodiffBackend>: DetectorFamily<B> + AutodiffModule<B> {
+pub trait TrainableFamily<B: KernelAutodiffBackend>: DetectorFamily<B> + AutodiffModule<B> {
     /// The model without autodiff.
     type Valid: DetectorFamily<B::InnerBackend, Spec = Self::Spec>;
 
@@ -208,7 +208,7 @@ pub trait TrainableFamily<B: AutodiffBackend>: DetectorFamily<B> + AutodiffModul
 
 impl<B, M> TrainableFamily<B> for M
 where
-    B: AutodiffBackend,
+    B: KernelAutodiffBackend,
     M: DetectorFamily<B> + AutodiffModule<B>,
     M::InnerModule: DetectorFamily<B::InnerBackend, Spec = M::Spec>,
 {
@@ -221,7 +221,7 @@ where
 
 /// A computation over a model of the family a `[model]` table names (inference: any
 /// backend); see [`ModelSpec::with_family`].
-pub trait WithFamily<B: Backend> {
+pub trait WithFamily<B: KernelBackend> {
     /// What the computation returns.
     type Output;
 
@@ -231,7 +231,7 @@ pub trait WithFamily<B: Backend> {
 
 /// A computation over a trainable model of the family a `[model]` table names; see
 /// [`ModelSpec::with_trainable_family`].
-pub trait WithTrainableFamily<B: AutodiffBackend> {
+pub trait WithTrainableFamily<B: KernelAutodiffBackend> {
     /// What the computation returns.
     type Output;
 
@@ -255,7 +255,7 @@ pub struct FaceLoss<B: Backend> {
     pub terms: Vec<LossTerm>,
 }
 
-impl<B: Backend> FaceLoss<B> {
+impl<B: KernelBackend> FaceLoss<B> {
     /// The counts each part was normalised with, in part order (summed over the shards of a
     /// batch, they give [`shard_total`](Self::shard_total)'s `batch_counts`).
     pub fn counts(&self) -> Vec<usize> {

@@ -20,6 +20,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Initializer, PaddingConfig2d};
 use burn::prelude::*;
 use visage_backbone::{FeatureLevel, FeatureLevels};
+use visage_kernels::{conv2d_layer, KernelBackend};
 
 use crate::NeckError;
 
@@ -68,7 +69,7 @@ impl FfpConfig {
     ///
     /// # Panics
     /// If [`validate`](Self::validate) fails.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> Ffp<B> {
+    pub fn init<B: KernelBackend>(&self, device: &B::Device) -> Ffp<B> {
         if let Err(e) = self.validate() {
             panic!("invalid FfpConfig: {e}");
         }
@@ -144,7 +145,7 @@ pub struct Ffp<B: Backend> {
     pub extra_levels: usize,
 }
 
-impl<B: Backend> Ffp<B> {
+impl<B: KernelBackend> Ffp<B> {
     /// The fused levels before projection: FFP_i for the input levels, then the extra levels.
     ///
     /// # Shapes
@@ -198,7 +199,9 @@ impl<B: Backend> Ffp<B> {
                 .levels
                 .into_iter()
                 .zip(&self.projection)
-                .map(|(level, conv)| FeatureLevel::new(level.stride, conv.forward(level.features)))
+                .map(|(level, conv)| {
+                    FeatureLevel::new(level.stride, conv2d_layer(conv, level.features))
+                })
                 .collect(),
         )
     }
@@ -214,7 +217,7 @@ mod tests {
     type B = Flex;
 
     /// C2..C5 of a 65×47 image through a ResNet: 17×12, 9×6, 5×3, 3×2.
-    fn inputs<B: Backend>(device: &B::Device) -> FeatureLevels<B> {
+    fn inputs<B: KernelBackend>(device: &B::Device) -> FeatureLevels<B> {
         let level = |s, c, h, w| {
             FeatureLevel::new(
                 s,

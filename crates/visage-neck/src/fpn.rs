@@ -8,6 +8,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::TensorData;
 use visage_backbone::{FeatureLevel, FeatureLevels};
+use visage_kernels::{conv2d_layer, KernelBackend};
 
 use crate::NeckError;
 
@@ -74,7 +75,7 @@ impl FpnConfig {
     ///
     /// # Panics
     /// If [`validate`](Self::validate) fails.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> Fpn<B> {
+    pub fn init<B: KernelBackend>(&self, device: &B::Device) -> Fpn<B> {
         if let Err(e) = self.validate() {
             panic!("invalid FpnConfig: {e}");
         }
@@ -111,7 +112,7 @@ impl FpnConfig {
 }
 
 /// A `k×k` convolution with bias, padding `k / 2`, Kaiming uniform (`a = 1`) weights, zero bias.
-pub(crate) fn fpn_conv<B: Backend>(
+pub(crate) fn fpn_conv<B: KernelBackend>(
     c_in: usize,
     c_out: usize,
     kernel: usize,
@@ -145,7 +146,10 @@ pub(crate) fn fpn_conv<B: Backend>(
 /// # Shapes
 /// - `input`: `[batch, channels, h, w]`
 /// - output: `[batch, channels, size[0], size[1]]`
-pub fn upsample_nearest_to<B: Backend>(input: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
+pub fn upsample_nearest_to<B: KernelBackend>(
+    input: Tensor<B, 4>,
+    size: [usize; 2],
+) -> Tensor<B, 4> {
     let [_, _, h, w] = input.dims();
     if [h, w] == size {
         return input;
@@ -199,7 +203,7 @@ pub struct Fpn<B: Backend> {
     pub extra_source: ExtraSource,
 }
 
-impl<B: Backend> Fpn<B> {
+impl<B: KernelBackend> Fpn<B> {
     /// Builds the pyramid.
     ///
     /// # Shapes
@@ -228,7 +232,7 @@ impl<B: Backend> Fpn<B> {
             .lateral
             .iter()
             .zip(inputs)
-            .map(|(conv, x)| conv.forward(x))
+            .map(|(conv, x)| conv2d_layer(conv, x))
             .collect();
         let mut outputs: Vec<Tensor<B, 4>> = Vec::with_capacity(n);
         let coarsest_lateral = laterals.last().cloned();
@@ -241,7 +245,7 @@ impl<B: Backend> Fpn<B> {
                     lateral + upsample_nearest_to(coarser, [h, w])
                 }
             };
-            outputs.push(conv.forward(merged.clone()));
+            outputs.push(conv2d_layer(conv, merged.clone()));
             top_down = Some(merged);
         }
         outputs.reverse();
@@ -259,7 +263,7 @@ impl<B: Backend> Fpn<B> {
         };
         for (i, conv) in self.extra.iter().enumerate() {
             let x = if i == 0 { previous } else { relu(previous) };
-            let p = conv.forward(x);
+            let p = conv2d_layer(conv, x);
             stride *= 2;
             levels.push(FeatureLevel::new(stride, p.clone()));
             previous = p;

@@ -4,6 +4,7 @@
 
 use burn::prelude::*;
 use visage_backbone::{ConvNormAct, FeatureLevel, FeatureLevels};
+use visage_kernels::KernelBackend;
 
 use crate::upsample_nearest_to;
 
@@ -23,7 +24,7 @@ pub struct RetinaFaceFpn<B: Backend> {
     pub merge2: ConvNormAct<B>,
 }
 
-impl<B: Backend> RetinaFaceFpn<B> {
+impl<B: KernelBackend> RetinaFaceFpn<B> {
     /// Every norm folded into its convolution (detection only, see `visage_backbone::fold`).
     pub fn fold_norms(self) -> Self {
         Self {

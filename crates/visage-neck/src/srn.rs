@@ -14,6 +14,7 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use visage_backbone::{FeatureLevel, FeatureLevels};
+use visage_kernels::{conv2d_layer, KernelBackend};
 
 use crate::fpn::fpn_conv;
 use crate::{ExtraSource, Fpn, FpnConfig, NeckError};
@@ -54,7 +55,7 @@ impl SrnNeckConfig {
     ///
     /// # Panics
     /// If [`validate`](Self::validate) fails.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> SrnNeck<B> {
+    pub fn init<B: KernelBackend>(&self, device: &B::Device) -> SrnNeck<B> {
         if let Err(e) = self.validate() {
             panic!("invalid SrnNeckConfig: {e}");
         }
@@ -100,7 +101,7 @@ pub struct SrnNeck<B: Backend> {
     pub fpn: Fpn<B>,
 }
 
-impl<B: Backend> SrnNeck<B> {
+impl<B: KernelBackend> SrnNeck<B> {
     /// # Shapes
     /// - `features`: C_min..C5 of the configured channels, finest first, level `i`
     ///   `[batch, in_channels[i], h_i, w_i]`
@@ -115,8 +116,8 @@ impl<B: Backend> SrnNeck<B> {
             .last()
             .expect("at least one input level")
             .clone();
-        let c6 = relu(self.c6.forward(c5.features));
-        let c7 = relu(self.c7.forward(c6.clone()));
+        let c6 = relu(conv2d_layer(&self.c6, c5.features));
+        let c7 = relu(conv2d_layer(&self.c7, c6.clone()));
         let mut c = features.levels.clone();
         c.push(FeatureLevel::new(c5.stride * 2, c6));
         c.push(FeatureLevel::new(c5.stride * 4, c7));
@@ -124,7 +125,9 @@ impl<B: Backend> SrnNeck<B> {
         let first = c
             .into_iter()
             .zip(&self.first_step)
-            .map(|(level, conv)| FeatureLevel::new(level.stride, conv.forward(level.features)))
+            .map(|(level, conv)| {
+                FeatureLevel::new(level.stride, conv2d_layer(conv, level.features))
+            })
             .collect();
         SrnFeatures {
             first: FeatureLevels::new(first),

@@ -3,6 +3,7 @@
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use visage_backbone::ConvNormAct;
+use visage_kernels::KernelBackend;
 
 use crate::NeckError;
 
@@ -37,7 +38,7 @@ pub fn validate_ssh_channels(out_channels: usize) -> Result<(), NeckError> {
     Ok(())
 }
 
-impl<B: Backend> Ssh<B> {
+impl<B: KernelBackend> Ssh<B> {
     /// Every norm folded into its convolution (detection only, see `visage_backbone::fold`).
     pub fn fold_norms(self) -> Self {
         Self {

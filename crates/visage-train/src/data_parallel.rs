@@ -20,8 +20,8 @@ use std::ops::Range;
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::TensorData;
+use visage_kernels::{KernelAutodiffBackend, KernelBackend};
 use visage_model::{FaceLoss, LossValues, ModelError};
 
 use crate::distributed::{GradientLayout, PeerGroup};
@@ -88,7 +88,7 @@ pub fn parallel_gradients<B, M, S, F>(
     loss: F,
 ) -> Result<ParallelOutcome, TrainError>
 where
-    B: AutodiffBackend,
+    B: KernelAutodiffBackend,
     M: AutodiffModule<B>,
     S: Send,
     F: Fn(&M, S, &B::Device) -> Result<FaceLoss<B>, ModelError> + Sync,
@@ -165,7 +165,7 @@ fn shard_step<B, M>(
     loss: Result<FaceLoss<B>, ModelError>,
 ) -> Result<ParallelOutcome, TrainError>
 where
-    B: AutodiffBackend,
+    B: KernelAutodiffBackend,
     M: AutodiffModule<B>,
 {
     let device = &peers.devices()[local];
@@ -238,7 +238,7 @@ where
 }
 
 /// The loss of the whole batch from its summed part sums and counts.
-fn batch_values<B: Backend>(
+fn batch_values<B: KernelBackend>(
     loss: &FaceLoss<B>,
     sums: &[f32],
     counts: &[usize],

@@ -15,8 +15,8 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, TensorData};
+use visage_kernels::KernelAutodiffBackend;
 use visage_model::{
     DetectorFamily, FaceTargets, ModelError, ModelSpec, PixelNormalisation, TrainableFamily,
     WithTrainableFamily,
@@ -83,7 +83,7 @@ impl FamilyComparison {
 ///
 /// # Errors
 /// A [`ModelError`] from building, loading or running a model.
-pub fn compare_every_family<R: AutodiffBackend, T: AutodiffBackend>(
+pub fn compare_every_family<R: KernelAutodiffBackend, T: KernelAutodiffBackend>(
     reference: &R::Device,
     target: &T::Device,
     tolerances: Tolerances,
@@ -98,7 +98,7 @@ pub fn compare_every_family<R: AutodiffBackend, T: AutodiffBackend>(
 ///
 /// # Errors
 /// A [`ModelError`] from building, loading or running the model.
-pub fn compare_family<R: AutodiffBackend, T: AutodiffBackend>(
+pub fn compare_family<R: KernelAutodiffBackend, T: KernelAutodiffBackend>(
     name: &'static str,
     spec: &ModelSpec,
     reference: &R::Device,
@@ -149,11 +149,11 @@ struct StepReadout {
 }
 
 /// A fresh model's weights (every lazily created parameter initialised), as bytes.
-struct InitialWeights<B: AutodiffBackend> {
+struct InitialWeights<B: KernelAutodiffBackend> {
     device: B::Device,
 }
 
-impl<B: AutodiffBackend> WithTrainableFamily<B> for InitialWeights<B> {
+impl<B: KernelAutodiffBackend> WithTrainableFamily<B> for InitialWeights<B> {
     type Output = Result<Vec<u8>, ModelError>;
 
     fn run<M: TrainableFamily<B>>(self, spec: &M::Spec) -> Self::Output {
@@ -171,12 +171,12 @@ struct StepOn {
 }
 
 /// One training step on backend `B`.
-struct OneStep<B: AutodiffBackend> {
+struct OneStep<B: KernelAutodiffBackend> {
     device: B::Device,
     input: StepOn,
 }
 
-impl<B: AutodiffBackend> WithTrainableFamily<B> for OneStep<B> {
+impl<B: KernelAutodiffBackend> WithTrainableFamily<B> for OneStep<B> {
     type Output = Result<StepReadout, ModelError>;
 
     fn run<M: TrainableFamily<B>>(self, spec: &M::Spec) -> Self::Output {
@@ -229,7 +229,7 @@ struct ReadParams<'a> {
     out: &'a mut BTreeMap<String, Vec<f32>>,
 }
 
-impl<B: AutodiffBackend> ModuleVisitor<B> for ReadParams<'_> {
+impl<B: KernelAutodiffBackend> ModuleVisitor<B> for ReadParams<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         let Some(path) = self.paths.path(&param.id.serialize()) else {
             return;

@@ -7,10 +7,9 @@ use std::marker::PhantomData;
 use std::time::Instant;
 
 use burn::optim::Optimizer;
-use burn::prelude::Backend;
-use burn::tensor::backend::AutodiffBackend;
 use visage_data::layout::Split;
 use visage_infer::{evaluate_split, Predictor};
+use visage_kernels::{KernelAutodiffBackend, KernelBackend};
 use visage_model::{DetectorFamily, TrainableFamily};
 
 use crate::checkpoint::{publish_checkpoint, save_checkpoint, TrainState};
@@ -23,14 +22,14 @@ use crate::training_loop::RunOutputs;
 
 /// The outputs of a run in `config.run_dir`.
 #[derive(Debug)]
-pub struct RunDirOutputs<'a, B: AutodiffBackend, M> {
+pub struct RunDirOutputs<'a, B: KernelAutodiffBackend, M> {
     config: &'a ExperimentConfig,
     metrics: MetricsLog,
     device: B::Device,
     model: PhantomData<M>,
 }
 
-impl<'a, B: AutodiffBackend, M> RunDirOutputs<'a, B, M> {
+impl<'a, B: KernelAutodiffBackend, M> RunDirOutputs<'a, B, M> {
     /// Opens (appending to) the run's `metrics.jsonl`.
     pub fn open(config: &'a ExperimentConfig, device: &B::Device) -> Result<Self, TrainError> {
         Ok(Self {
@@ -44,7 +43,7 @@ impl<'a, B: AutodiffBackend, M> RunDirOutputs<'a, B, M> {
 
 impl<B, M, O> RunOutputs<M, O> for RunDirOutputs<'_, B, M>
 where
-    B: AutodiffBackend,
+    B: KernelAutodiffBackend,
     M: TrainableFamily<B>,
     O: Optimizer<M, B>,
 {
@@ -128,7 +127,7 @@ where
 
 /// Detects the val split of `config.data.root` with `model` (the run's `[test]` settings and
 /// input normalisation) and scores it: the record of epoch `epoch`.
-pub fn validate<B: Backend, M: DetectorFamily<B>>(
+pub fn validate<B: KernelBackend, M: DetectorFamily<B>>(
     model: &M,
     config: &ExperimentConfig,
     epoch: usize,

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::prelude::*;
+use visage_kernels::KernelBackend;
 
 /// The module path of every float parameter of a model, by its id as Burn's records write it
 /// ([`ParamId::serialize`]).
@@ -23,7 +24,7 @@ pub struct ParamPaths {
 impl ParamPaths {
     /// The paths of `model`'s parameters (running statistics included; they have no
     /// optimiser state).
-    pub fn of<B: Backend, M: Module<B>>(model: &M) -> Self {
+    pub fn of<B: KernelBackend, M: Module<B>>(model: &M) -> Self {
         let mut visitor = Collect {
             path: Vec::new(),
             found: Vec::new(),
@@ -56,7 +57,7 @@ struct Collect {
     found: Vec<(String, ParamId)>,
 }
 
-impl<B: Backend> ModuleVisitor<B> for Collect {
+impl<B: KernelBackend> ModuleVisitor<B> for Collect {
     fn enter_module(&mut self, name: &str, container_type: &str) {
         let variant = container_type.starts_with("Enum:");
         self.path.push((!variant).then(|| name.to_string()));

@@ -9,9 +9,9 @@ use std::marker::PhantomData;
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::TensorData;
 use visage_data::{Batch, Target};
+use visage_kernels::{KernelAutodiffBackend, KernelBackend};
 use visage_model::{FaceTargets, LossValues, ModelError, TrainableFamily};
 
 use crate::data_parallel::{parallel_gradients, shard_ranges, ParallelOutcome};
@@ -20,7 +20,7 @@ use crate::error::TrainError;
 
 /// The step of a run: its optimiser and device, and the peers of a data-parallel run.
 #[derive(Debug)]
-pub struct TrainStep<B: AutodiffBackend, M, O> {
+pub struct TrainStep<B: KernelAutodiffBackend, M, O> {
     optimizer: O,
     device: B::Device,
     /// This machine's devices as burn-collective peers (none: one device, one machine).
@@ -64,7 +64,7 @@ impl StepOutcome {
 
 impl<B, M, O> TrainStep<B, M, O>
 where
-    B: AutodiffBackend,
+    B: KernelAutodiffBackend,
     M: TrainableFamily<B>,
     O: Optimizer<M, B>,
 {
@@ -184,7 +184,7 @@ where
 /// statistics' pending updates (this step's forward passes) dropped — Burn's running states
 /// keep each thread's latest update aside until the next read, and only a fresh running state
 /// (as the inner model converted back gives) starts without one.
-fn not_applied<B: AutodiffBackend, M: AutodiffModule<B>>(
+fn not_applied<B: KernelAutodiffBackend, M: AutodiffModule<B>>(
     model: M,
     before: Option<M::Record>,
     detail: String,
@@ -205,9 +205,9 @@ fn not_applied<B: AutodiffBackend, M: AutodiffModule<B>>(
 
 /// Whether every parameter of `model` is initialised (Burn initialises them lazily, at their
 /// first use).
-fn initialised<B: Backend, M: Module<B>>(model: &M) -> bool {
+fn initialised<B: KernelBackend, M: Module<B>>(model: &M) -> bool {
     struct Check(bool);
-    impl<B: Backend> ModuleVisitor<B> for Check {
+    impl<B: KernelBackend> ModuleVisitor<B> for Check {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
             self.0 &= param.is_initialized();
         }
@@ -220,12 +220,15 @@ fn initialised<B: Backend, M: Module<B>>(model: &M) -> bool {
 /// Whether every gradient of `model`'s parameters in `grads` is finite. One number is read
 /// back: the sum over all gradients of `g · 0`, which is 0 unless some value is NaN or
 /// infinite (and cannot overflow, as a plain sum of large gradients could).
-fn gradients_finite<B: AutodiffBackend, M: Module<B>>(model: &M, grads: &GradientsParams) -> bool {
-    struct Zeros<'a, B: AutodiffBackend> {
+fn gradients_finite<B: KernelAutodiffBackend, M: Module<B>>(
+    model: &M,
+    grads: &GradientsParams,
+) -> bool {
+    struct Zeros<'a, B: KernelAutodiffBackend> {
         grads: &'a GradientsParams,
         sums: Vec<Tensor<B::InnerBackend, 1>>,
     }
-    impl<B: AutodiffBackend> ModuleVisitor<B> for Zeros<'_, B> {
+    impl<B: KernelAutodiffBackend> ModuleVisitor<B> for Zeros<'_, B> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
             if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
                 self.sums.push(g.mul_scalar(0.0).sum());

@@ -11,8 +11,8 @@ use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamWConfig, Optimizer, SgdConfig};
-use burn::tensor::backend::AutodiffBackend;
 use visage_data::Loader;
+use visage_kernels::KernelAutodiffBackend;
 use visage_model::{LossValues, TrainableFamily, WithTrainableFamily};
 
 use crate::checkpoint::{find_resumable, load_for_resume, prepare_resume, TrainState};
@@ -73,7 +73,7 @@ pub struct TrainSummary {
 ///
 /// # Panics
 /// If `devices` is empty.
-pub fn train<B: AutodiffBackend>(
+pub fn train<B: KernelAutodiffBackend>(
     config: &ExperimentConfig,
     options: &TrainOptions,
     devices: &[B::Device],
@@ -201,7 +201,7 @@ fn open_loader(
 }
 
 /// The rest of a run, once the family is known.
-struct FamilyRun<'a, 'e, B: AutodiffBackend> {
+struct FamilyRun<'a, 'e, B: KernelAutodiffBackend> {
     config: &'a ExperimentConfig,
     options: &'a TrainOptions,
     loader: &'a Loader,
@@ -214,7 +214,7 @@ struct FamilyRun<'a, 'e, B: AutodiffBackend> {
     events: &'a mut (dyn FnMut(TrainEvent) + 'e),
 }
 
-impl<B: AutodiffBackend> WithTrainableFamily<B> for FamilyRun<'_, '_, B> {
+impl<B: KernelAutodiffBackend> WithTrainableFamily<B> for FamilyRun<'_, '_, B> {
     type Output = Result<TrainSummary, TrainError>;
 
     fn run<M: TrainableFamily<B>>(self, spec: &M::Spec) -> Self::Output {
@@ -261,7 +261,7 @@ impl<B: AutodiffBackend> WithTrainableFamily<B> for FamilyRun<'_, '_, B> {
     }
 }
 
-impl<B: AutodiffBackend> FamilyRun<'_, '_, B> {
+impl<B: KernelAutodiffBackend> FamilyRun<'_, '_, B> {
     /// Resumes if asked, then runs the epochs with the run directory's outputs.
     fn with_optimizer<M, O>(self, model: M, optimizer: O) -> Result<TrainSummary, TrainError>
     where

@@ -10,8 +10,8 @@
 use std::time::Instant;
 
 use burn::optim::Optimizer;
-use burn::tensor::backend::AutodiffBackend;
 use visage_data::{Batch, DataError, EpochSummary, Loader};
+use visage_kernels::KernelAutodiffBackend;
 use visage_model::{LossValues, TrainableFamily};
 
 use crate::checkpoint::TrainState;
@@ -162,7 +162,7 @@ pub fn run_epochs<B, M, O>(
     events: &mut dyn FnMut(TrainEvent),
 ) -> Result<(M, LoopSummary), TrainError>
 where
-    B: AutodiffBackend,
+    B: KernelAutodiffBackend,
     M: TrainableFamily<B>,
     O: Optimizer<M, B>,
 {

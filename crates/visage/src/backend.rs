@@ -6,7 +6,7 @@
 
 use anyhow::{bail, Result};
 use burn::backend::Autodiff;
-use burn::tensor::backend::AutodiffBackend;
+use visage_kernels::KernelAutodiffBackend;
 pub use visage_train::DeviceName as DeviceArg;
 
 /// A command body generic over the backend; `dispatch` instantiates it for the chosen one.
@@ -15,7 +15,7 @@ pub trait BackendTask {
     /// What the task returns.
     type Output;
     /// Runs the task on backend `B` and `device`.
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<Self::Output>;
+    fn run<B: KernelAutodiffBackend>(self, device: B::Device) -> Result<Self::Output>;
 }
 
 /// A command body over several devices of one backend (data-parallel training).
@@ -23,7 +23,7 @@ pub trait DevicesTask {
     /// What the task returns.
     type Output;
     /// Runs the task on backend `B` and `devices` (at least one).
-    fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>) -> Result<Self::Output>;
+    fn run<B: KernelAutodiffBackend>(self, devices: Vec<B::Device>) -> Result<Self::Output>;
 }
 
 /// Runs `task` on the backend `device` names.
@@ -31,7 +31,7 @@ pub fn dispatch<T: BackendTask>(device: DeviceArg, task: T) -> Result<T::Output>
     struct One<T>(T);
     impl<T: BackendTask> DevicesTask for One<T> {
         type Output = T::Output;
-        fn run<B: AutodiffBackend>(self, mut devices: Vec<B::Device>) -> Result<T::Output> {
+        fn run<B: KernelAutodiffBackend>(self, mut devices: Vec<B::Device>) -> Result<T::Output> {
             self.0.run::<B>(devices.remove(0))
         }
     }

@@ -4,8 +4,8 @@
 
 use anyhow::{bail, Result};
 use burn::backend::{Autodiff, Flex};
-use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
+use visage_kernels::KernelAutodiffBackend;
 use visage_train::device_check::{compare_every_family, Tolerances};
 
 use crate::backend::{dispatch, BackendTask, DeviceArg};
@@ -24,7 +24,7 @@ struct CheckTask;
 impl BackendTask for CheckTask {
     type Output = ();
 
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
+    fn run<B: KernelAutodiffBackend>(self, device: B::Device) -> Result<()> {
         let tolerances = Tolerances::default();
         let comparisons =
             compare_every_family::<Autodiff<Flex>, B>(&Default::default(), &device, tolerances)?;

@@ -10,11 +10,11 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use burn::prelude::Backend;
-use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use visage_data::{BadImageKind, DataError};
 use visage_infer::{Predictor, RunStats};
+use visage_kernels::{KernelAutodiffBackend, KernelBackend};
 use visage_model::{DetectorFamily, TestSpec, WithFamily};
 use visage_train::checkpoint::{inference_model, inference_source, WeightsSource};
 use visage_train::ExperimentConfig;
@@ -106,7 +106,7 @@ struct DetectTask {
 impl BackendTask for DetectTask {
     type Output = ();
 
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
+    fn run<B: KernelAutodiffBackend>(self, device: B::Device) -> Result<()> {
         let (config, weights) = inference_source(&self.args.weights, self.args.config.as_deref())?;
         let test = self.args.test_spec(&config)?;
         config
@@ -130,7 +130,7 @@ struct DetectFamily<'a, B: Backend> {
     device: B::Device,
 }
 
-impl<B: Backend> WithFamily<B> for DetectFamily<'_, B> {
+impl<B: KernelBackend> WithFamily<B> for DetectFamily<'_, B> {
     type Output = Result<()>;
 
     fn run<M: DetectorFamily<B>>(self, spec: &M::Spec) -> Result<()> {

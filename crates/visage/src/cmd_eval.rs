@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use burn::prelude::Backend;
-use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use visage_data::layout::Split;
 use visage_eval::{evaluate, plot_pr_curves, read_submission, EvalReport, GroundTruth};
 use visage_infer::{detect_split, evaluate_split, Predictor, RunStats};
+use visage_kernels::{KernelAutodiffBackend, KernelBackend};
 use visage_model::{DetectorFamily, TestSpec, WithFamily};
 use visage_train::checkpoint::{inference_model, inference_source, WeightsSource};
 use visage_train::ExperimentConfig;
@@ -113,7 +113,7 @@ struct SplitTask {
 impl BackendTask for SplitTask {
     type Output = ();
 
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
+    fn run<B: KernelAutodiffBackend>(self, device: B::Device) -> Result<()> {
         let weights = self
             .args
             .weights
@@ -158,7 +158,7 @@ struct SplitFamily<'a, B: Backend> {
     device: B::Device,
 }
 
-impl<B: Backend> WithFamily<B> for SplitFamily<'_, B> {
+impl<B: KernelBackend> WithFamily<B> for SplitFamily<'_, B> {
     type Output = Result<()>;
 
     fn run<M: DetectorFamily<B>>(self, spec: &M::Spec) -> Result<()> {

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
+use visage_kernels::KernelAutodiffBackend;
 use visage_train::distributed::NodeSpec;
 use visage_train::{check_devices, train, ExperimentConfig, TrainOptions};
 
@@ -139,7 +139,7 @@ struct TrainTask {
 impl DevicesTask for TrainTask {
     type Output = ();
 
-    fn run<B: AutodiffBackend>(mut self, devices: Vec<B::Device>) -> Result<()> {
+    fn run<B: KernelAutodiffBackend>(mut self, devices: Vec<B::Device>) -> Result<()> {
         let summary = train::<B>(&self.config, &self.options, &devices, &mut |event| {
             self.progress.show(event)
         })?;

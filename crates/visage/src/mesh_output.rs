@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use burn::prelude::Backend;
 use image::{Rgb, RgbImage};
 use serde::Serialize;
+use visage_kernels::KernelBackend;
 use visage_mesh::render::{AMBIENT_BASE, CAMERA_DISTANCE, FOCAL, LIGHT_BASE};
 use visage_mesh::FaceMesh;
 use visage_model::{Detection, DetectorFamily, FittedMesh, MeshParams};
@@ -18,7 +18,7 @@ const FIT_SIZE: usize = 96;
 
 /// The meshes of the detections scoring at least `threshold` (index into `detections`,
 /// mesh), for models with a mesh branch; empty otherwise.
-pub fn fit_detections<B: Backend, M: DetectorFamily<B>>(
+pub fn fit_detections<B: KernelBackend, M: DetectorFamily<B>>(
     model: &M,
     detections: &[Detection],
     threshold: f32,
@@ -54,7 +54,7 @@ impl MeshWriter {
 
     /// Writes `<index>_<stem>_face<k>.obj` and `..._fit.png` (image crop | rendering) for
     /// every fitted face of one image.
-    pub fn write<B: Backend, M: DetectorFamily<B>>(
+    pub fn write<B: KernelBackend, M: DetectorFamily<B>>(
         &mut self,
         model: &M,
         path: &Path,

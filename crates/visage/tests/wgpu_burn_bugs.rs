@@ -14,6 +14,7 @@ use burn::prelude::*;
 use burn::tensor::module::conv_transpose2d;
 use burn::tensor::ops::ConvTransposeOptions;
 use burn::tensor::{TensorData, TensorPrimitive};
+use visage_kernels::KernelBackend;
 use wgpu_values::{tensor, worst, REL};
 
 /// Burn 0.21's cubecl backends (wgpu, CUDA) reshape a strided `[2, n, 1]` view (a slice along
@@ -28,7 +29,7 @@ fn burn_reshapes_a_sliced_view_with_a_trailing_unit_dimension() {
     if !wgpu_common::wgpu_available() {
         return;
     }
-    fn sliced_then_reshaped<B: Backend>(device: &B::Device) -> Vec<f32> {
+    fn sliced_then_reshaped<B: KernelBackend>(device: &B::Device) -> Vec<f32> {
         let values: Vec<f32> = (0..96).map(|i| i as f32).collect();
         let whole = Tensor::<B, 3>::from_data(TensorData::new(values, [2, 48, 1]), device);
         let first_half = whole.slice([0..2, 0..24, 0..1]);
@@ -119,7 +120,7 @@ fn burn_convolves_1x1_at_batch_2() {
     if !wgpu_common::wgpu_available() {
         return;
     }
-    fn convolve<B: Backend>(device: &B::Device, shape: [usize; 4]) -> TensorData {
+    fn convolve<B: KernelBackend>(device: &B::Device, shape: [usize; 4]) -> TensorData {
         let x = tensor::<B, 4>(shape, 1, device);
         let w = tensor::<B, 4>([16, shape[1], 1, 1], 2, device);
         conv2d(x, w, None, ConvOptions::new([1, 1], [0, 0], [1, 1], 1)).into_data()

@@ -15,19 +15,19 @@ use burn::backend::{Autodiff, Flex, Wgpu};
 use burn::module::{ModuleMapper, Param};
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::module::{conv2d, conv_transpose2d, interpolate, max_pool2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, InterpolateMode, InterpolateOptions};
 use burn::tensor::{Slice, TensorData};
 use visage_backbone::{FeatureLevel, FeatureLevels};
 use visage_heads::flatten::flatten_levels;
+use visage_kernels::{KernelAutodiffBackend, KernelBackend};
 use visage_neck::FpnConfig;
 use wgpu_values::{tensor, values, worst, REL};
 
 /// Outputs of one case on one backend: output, x's gradient, the weight's gradient.
 type Results = [TensorData; 3];
 
-fn measure<B: AutodiffBackend>(
+fn measure<B: KernelAutodiffBackend>(
     case_fn: impl Fn(Tensor<B, 4>, Tensor<B, 4>) -> Tensor<B, 4>,
     weight: [usize; 4],
     device: &B::Device,
@@ -59,7 +59,7 @@ macro_rules! op {
     };
 }
 
-fn batch_norm<B: Backend>(x: Tensor<B, 4>, w: Tensor<B, 4>) -> Tensor<B, 4> {
+fn batch_norm<B: KernelBackend>(x: Tensor<B, 4>, w: Tensor<B, 4>) -> Tensor<B, 4> {
     // Train-mode batch norm (batch statistics), then a learnable per-channel scale from `w`.
     let norm: BatchNorm<B> = BatchNormConfig::new(8).init(&x.device());
     let scale = w.reshape([1, 8, 1, 1]);
@@ -314,7 +314,9 @@ fn every_layer_matches_flex_on_wgpu() {
 
 /// C3, C4, C5 of `[2, 16, 8, 8]`, `[2, 32, 4, 4]`, `[2, 64, 2, 2]` (requiring gradients), and
 /// the same tensors as feature levels of strides 8, 16, 32.
-fn pyramid_inputs<B: AutodiffBackend>(device: &B::Device) -> (Vec<Tensor<B, 4>>, FeatureLevels<B>) {
+fn pyramid_inputs<B: KernelAutodiffBackend>(
+    device: &B::Device,
+) -> (Vec<Tensor<B, 4>>, FeatureLevels<B>) {
     let inputs = [(16, 8), (32, 4), (64, 2)]
         .into_iter()
         .zip(1..)
@@ -331,7 +333,7 @@ fn pyramid_inputs<B: AutodiffBackend>(device: &B::Device) -> (Vec<Tensor<B, 4>>,
 }
 
 /// `Σ_l sum(P_l · r_l)` for fixed random `r_l`: a scalar whose gradient reaches every output.
-fn weighted_sum<B: AutodiffBackend>(
+fn weighted_sum<B: KernelAutodiffBackend>(
     outputs: Vec<Tensor<B, 4>>,
     device: &B::Device,
 ) -> Tensor<B, 1> {
@@ -358,7 +360,7 @@ fn assert_named_agree(flex: &[(String, TensorData)], wgpu: &[(String, TensorData
 
 /// One FPN gradient readout: the gradients of C3, C4, C5 and of every lateral and output
 /// convolution's weight, named.
-fn fpn_gradients<B: AutodiffBackend>(device: &B::Device) -> Vec<(String, TensorData)> {
+fn fpn_gradients<B: KernelAutodiffBackend>(device: &B::Device) -> Vec<(String, TensorData)> {
     let mut fpn = FpnConfig::new(vec![16, 32, 64], 16)
         .with_extra_levels(0)
         .init::<B>(device);
@@ -405,7 +407,7 @@ struct Seeded {
     seed: u64,
 }
 
-impl<B: Backend> ModuleMapper<B> for Seeded {
+impl<B: KernelBackend> ModuleMapper<B> for Seeded {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
         let (id, old, _) = param.consume();
         self.seed += 1;
@@ -419,7 +421,9 @@ impl<B: Backend> ModuleMapper<B> for Seeded {
 
 /// RetinaFace's FPN (C3..C5 of 8×8, 4×4, 2×2 → 16 channels, batch norm in training mode,
 /// leaky ReLU) on wgpu against Flex: the three outputs and the gradients of the inputs.
-fn retinaface_fpn_readout<B: AutodiffBackend>(device: &B::Device) -> Vec<(String, TensorData)> {
+fn retinaface_fpn_readout<B: KernelAutodiffBackend>(
+    device: &B::Device,
+) -> Vec<(String, TensorData)> {
     let fpn = visage_neck::RetinaFaceFpn::<B>::new([16, 32, 64], 16, false, device)
         .map(&mut Seeded { seed: 200 });
     let (inputs, levels) = pyramid_inputs::<B>(device);

@@ -3,6 +3,7 @@
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::leaky_relu;
+use visage_kernels::{conv2d_layer, KernelBackend};
 
 use crate::conv::{conv_no_bias, ConvNormAct};
 use crate::Norm;
@@ -29,7 +30,7 @@ pub struct ConvDw<B: Backend> {
     pub leaky_slope: f64,
 }
 
-impl<B: Backend> ConvDw<B> {
+impl<B: KernelBackend> ConvDw<B> {
     /// A block from `in_channels` to `out_channels` channels.
     pub fn new(
         in_channels: usize,
@@ -52,9 +53,11 @@ impl<B: Backend> ConvDw<B> {
     /// - `input`: `[batch, in_channels, h, w]`
     /// - output: `[batch, out_channels, ceil(h / stride), ceil(w / stride)]`
     pub fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
-        let x = self.depthwise_bn.forward(self.depthwise.forward(input));
+        let x = self
+            .depthwise_bn
+            .forward(conv2d_layer(&self.depthwise, input));
         let x = leaky_relu(x, self.leaky_slope);
-        let x = self.pointwise_bn.forward(self.pointwise.forward(x));
+        let x = self.pointwise_bn.forward(conv2d_layer(&self.pointwise, x));
         leaky_relu(x, self.leaky_slope)
     }
 }
@@ -74,7 +77,7 @@ pub enum MobileBlock<B: Backend> {
     ConvDw(ConvDw<B>),
 }
 
-impl<B: Backend> MobileBlock<B> {
+impl<B: KernelBackend> MobileBlock<B> {
     /// # Shapes
     /// - `input`: `[batch, in_channels, h, w]`
     /// - output: `[batch, out_channels, ceil(h / stride), ceil(w / stride)]`

@@ -21,6 +21,7 @@ pub use config::MobileNetV1Config;
 pub use keys::{path_to_torch_key, torch_key_to_path, RETINAFACE_MOBILENET};
 
 use burn::prelude::*;
+use visage_kernels::KernelBackend;
 
 use crate::{FeatureLevel, FeatureLevels};
 use config::BASE_PLAN;
@@ -48,7 +49,7 @@ impl MobileNetV1Config {
     ///
     /// # Panics
     /// If [`validate`](Self::validate) fails (a non-positive or non-finite width multiplier).
-    pub fn init<B: Backend>(&self, device: &B::Device) -> MobileNetV1<B> {
+    pub fn init<B: KernelBackend>(&self, device: &B::Device) -> MobileNetV1<B> {
         if let Err(e) = self.validate() {
             panic!("invalid MobileNetV1Config: {e}");
         }
@@ -94,7 +95,7 @@ impl MobileNetV1Config {
     }
 }
 
-impl<B: Backend> MobileNetV1<B> {
+impl<B: KernelBackend> MobileNetV1<B> {
     /// Channels of the three outputs: 64, 128, 256 at width 0.25.
     pub fn out_channels(&self) -> [usize; 3] {
         self.channels

@@ -3,6 +3,7 @@
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
+use visage_kernels::{conv2d_layer, KernelBackend};
 
 use super::downsample::Downsample;
 use crate::conv::conv_no_bias;
@@ -24,7 +25,7 @@ pub struct BasicBlock<B: Backend> {
     pub downsample: Option<Downsample<B>>,
 }
 
-impl<B: Backend> BasicBlock<B> {
+impl<B: KernelBackend> BasicBlock<B> {
     /// Output channels relative to `planes`.
     pub const EXPANSION: usize = 1;
 
@@ -55,8 +56,8 @@ impl<B: Backend> BasicBlock<B> {
             Some(d) => d.forward(input.clone()),
             None => input.clone(),
         };
-        let x = relu(self.bn1.forward(self.conv1.forward(input)));
-        let x = self.bn2.forward(self.conv2.forward(x));
+        let x = relu(self.bn1.forward(conv2d_layer(&self.conv1, input)));
+        let x = self.bn2.forward(conv2d_layer(&self.conv2, x));
         relu(x + identity)
     }
 }

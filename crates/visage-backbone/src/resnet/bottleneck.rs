@@ -3,6 +3,7 @@
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
+use visage_kernels::{conv2d_layer, KernelBackend};
 
 use super::downsample::Downsample;
 use crate::conv::conv_no_bias;
@@ -28,7 +29,7 @@ pub struct Bottleneck<B: Backend> {
     pub downsample: Option<Downsample<B>>,
 }
 
-impl<B: Backend> Bottleneck<B> {
+impl<B: KernelBackend> Bottleneck<B> {
     /// Output channels relative to `planes`.
     pub const EXPANSION: usize = 4;
 
@@ -61,9 +62,9 @@ impl<B: Backend> Bottleneck<B> {
             Some(d) => d.forward(input.clone()),
             None => input.clone(),
         };
-        let x = relu(self.bn1.forward(self.conv1.forward(input)));
-        let x = relu(self.bn2.forward(self.conv2.forward(x)));
-        let x = self.bn3.forward(self.conv3.forward(x));
+        let x = relu(self.bn1.forward(conv2d_layer(&self.conv1, input)));
+        let x = relu(self.bn2.forward(conv2d_layer(&self.conv2, x)));
+        let x = self.bn3.forward(conv2d_layer(&self.conv3, x));
         relu(x + identity)
     }
 }

@@ -3,9 +3,10 @@
 
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::Slice;
+use visage_kernels::conv2d;
+use visage_kernels::KernelBackend;
 
 use crate::conv::conv_no_bias;
 use crate::Norm;
@@ -20,7 +21,7 @@ pub struct Downsample<B: Backend> {
     pub bn: Norm<B>,
 }
 
-impl<B: Backend> Downsample<B> {
+impl<B: KernelBackend> Downsample<B> {
     /// A shortcut from `in_channels` to `out_channels` with the given stride.
     pub fn new(
         in_channels: usize,
@@ -64,7 +65,10 @@ impl<B: Backend> Downsample<B> {
 /// # Shapes
 /// - `input`: `[batch, in_channels, h, w]`
 /// - output: `[batch, out_channels, ceil(h / s), ceil(w / s)]`
-fn pointwise_as_subsampling<B: Backend>(conv: &Conv2d<B>, input: Tensor<B, 4>) -> Tensor<B, 4> {
+fn pointwise_as_subsampling<B: KernelBackend>(
+    conv: &Conv2d<B>,
+    input: Tensor<B, 4>,
+) -> Tensor<B, 4> {
     let [sy, sx] = conv.stride;
     debug_assert_eq!(conv.kernel_size, [1, 1], "a pointwise convolution");
     let input = if sy == 1 && sx == 1 {

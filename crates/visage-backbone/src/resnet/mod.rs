@@ -24,6 +24,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
+use visage_kernels::{conv2d_layer, KernelBackend};
 
 use crate::conv::conv_no_bias;
 use crate::{FeatureLevel, FeatureLevels, Norm};
@@ -41,7 +42,7 @@ pub enum ResidualBlock<B: Backend> {
     Bottleneck(Bottleneck<B>),
 }
 
-impl<B: Backend> ResidualBlock<B> {
+impl<B: KernelBackend> ResidualBlock<B> {
     /// # Shapes
     /// - `input`: `[batch, in_channels, h, w]`
     /// - output: `[batch, out_channels, ceil(h / stride), ceil(w / stride)]`
@@ -83,7 +84,7 @@ impl ResNetConfig {
     ///
     /// # Panics
     /// If [`validate`](Self::validate) fails (a non-positive or non-finite width multiplier).
-    pub fn init<B: Backend>(&self, device: &B::Device) -> ResNet<B> {
+    pub fn init<B: KernelBackend>(&self, device: &B::Device) -> ResNet<B> {
         if let Err(e) = self.validate() {
             panic!("invalid ResNetConfig: {e}");
         }
@@ -149,7 +150,7 @@ impl ResNetConfig {
     }
 }
 
-impl<B: Backend> ResNet<B> {
+impl<B: KernelBackend> ResNet<B> {
     /// Channels of C2..C5.
     pub fn out_channels(&self) -> [usize; 4] {
         self.channels
@@ -167,7 +168,7 @@ impl<B: Backend> ResNet<B> {
     /// - output: four levels C2..C5, finest first; level `k` (stride `s = 4, 8, 16, 32`) is
     ///   `[batch, out_channels()[k], ceil(h / s), ceil(w / s)]` (each stride-2 step rounds up).
     pub fn forward(&self, input: Tensor<B, 4>) -> FeatureLevels<B> {
-        let x = relu(self.bn1.forward(self.conv1.forward(input)));
+        let x = relu(self.bn1.forward(conv2d_layer(&self.conv1, input)));
         let mut x = self.maxpool.forward(x);
         let mut levels = Vec::with_capacity(4);
         for (layer, stride) in [&self.layer1, &self.layer2, &self.layer3, &self.layer4]

@@ -19,6 +19,7 @@
 
 use burn::prelude::*;
 use burn::tensor::TensorData;
+use visage_kernels::KernelBackend;
 
 use super::load::parameter_shapes;
 use super::{StateDict, TorchLayout};
@@ -58,7 +59,10 @@ pub fn formula_values(key: &str, shape: &[usize]) -> Vec<f32> {
 
 /// A state dict holding the formula's values for every parameter of `module`, keyed by
 /// `layout`'s PyTorch names (as the reference module's `state_dict()` would be).
-pub fn formula_state_dict<B: Backend, M: Module<B>>(module: &M, layout: &TorchLayout) -> StateDict {
+pub fn formula_state_dict<B: KernelBackend, M: Module<B>>(
+    module: &M,
+    layout: &TorchLayout,
+) -> StateDict {
     let tensors = parameter_shapes::<B, M>(module)
         .into_iter()
         .map(|(path, shape)| {

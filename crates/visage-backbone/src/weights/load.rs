@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use burn::prelude::*;
 use burn_store::{ApplyError, ModuleSnapshot};
+use visage_kernels::KernelBackend;
 
 use super::state_dict::is_float;
 use super::{KeyMismatch, Misshaped, StateDict, WeightsError};
@@ -32,7 +33,7 @@ pub fn is_batch_norm_counter(key: &str) -> bool {
 }
 
 /// Parameter paths and shapes of a module, enum variants skipped.
-pub fn parameter_shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Vec<usize>)> {
+pub fn parameter_shapes<B: KernelBackend, M: Module<B>>(module: &M) -> Vec<(String, Vec<usize>)> {
     module
         .collect(None, None, true)
         .into_iter()
@@ -50,7 +51,7 @@ pub fn parameter_shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Ve
 /// # Errors
 /// [`WeightsError::Mismatch`] as above; [`WeightsError::Tensor`] if a tensor's data cannot be
 /// read (a truncated file) or is not a float tensor.
-pub fn load_state_dict<B: Backend, M: Module<B>>(
+pub fn load_state_dict<B: KernelBackend, M: Module<B>>(
     mut module: M,
     dict: &StateDict,
     layout: &TorchLayout,
@@ -128,7 +129,7 @@ pub fn load_state_dict<B: Backend, M: Module<B>>(
     }
 }
 
-fn module_apply<B: Backend, M: Module<B>>(
+fn module_apply<B: KernelBackend, M: Module<B>>(
     module: &mut M,
     snapshots: Vec<burn_store::TensorSnapshot>,
 ) -> burn_store::ApplyResult {

@@ -7,6 +7,7 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use burn_store::ModuleSnapshot;
 use safetensors::tensor::TensorView;
+use visage_kernels::KernelBackend;
 
 use super::{TorchLayout, WeightsError};
 
@@ -20,7 +21,7 @@ use super::{TorchLayout, WeightsError};
 ///
 /// # Errors
 /// [`WeightsError::Write`] if a tensor cannot be read or the file cannot be written.
-pub fn save_safetensors<B: Backend, M: Module<B>>(
+pub fn save_safetensors<B: KernelBackend, M: Module<B>>(
     module: &M,
     layout: &TorchLayout,
     path: &Path,

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use burn::prelude::*;
 use burn::tensor::TensorData;
+use visage_kernels::KernelBackend;
 
 /// `max |Δ| / max |ref|` allowed per feature level (f32 against a float64 reference).
 pub const TOLERANCE: f32 = 1e-4;
@@ -27,7 +28,7 @@ pub struct Fixture {
 
 impl Fixture {
     /// One tensor on `device`; panics with the fixture's name if absent or not 4-D.
-    pub fn tensor<B: Backend>(&self, name: &str, device: &B::Device) -> Tensor<B, 4> {
+    pub fn tensor<B: KernelBackend>(&self, name: &str, device: &B::Device) -> Tensor<B, 4> {
         let (shape, values) = self.get(name);
         assert_eq!(shape.len(), 4, "{}: {name} is not 4-D", self.name);
         Tensor::from_data(TensorData::new(values.clone(), shape.clone()), device)
@@ -67,7 +68,7 @@ pub fn fixture(name: &str) -> Fixture {
 
 /// Asserts that each output level equals the fixture's reference of the same name within
 /// `max |Δ| / max |ref| ≤ tolerance`, and prints the measured ratio.
-pub fn assert_levels_match<B: Backend>(
+pub fn assert_levels_match<B: KernelBackend>(
     fx: &Fixture,
     names: &[&str],
     outputs: Vec<Tensor<B, 4>>,

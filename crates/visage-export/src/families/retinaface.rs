@@ -4,7 +4,7 @@
 //! to the priors (`PriorBox`, generated in the graph) under `detect.py`'s rules.
 
 use burn::nn::conv::Conv2d;
-use burn::prelude::*;
+use visage_kernels::KernelBackend;
 use visage_model::retinaface::{RetinaFaceNet, RETINAFACE_STRIDES};
 use visage_model::{DecodeRules, RetinaFace};
 
@@ -27,7 +27,7 @@ const CLASS_DOC: &str = "class logits (background, face); softmax over the last 
 const LANDMARK_DOC: &str = "five landmarks (x0, y0, ..., x4, y4) relative to the priors, \
      Pytorch_Retinaface's `decode_landm`: point = prior centre + d * variance[0] * prior size";
 
-impl<B: Backend> ExportFamily for RetinaFace<B> {
+impl<B: KernelBackend> ExportFamily for RetinaFace<B> {
     /// Raw outputs in [`visage_model::retinaface::RetinaFaceOutputs`]' order (and
     /// Pytorch_Retinaface's `loc, conf, landms`): `box_deltas` `[N, A, 4]`, `class_logits`
     /// `[N, A, 2]`, `landmark_deltas` `[N, A, 10]`, over the priors (level, y, x, size).
@@ -96,7 +96,7 @@ impl<B: Backend> ExportFamily for RetinaFace<B> {
 ///
 /// # Errors
 /// [`ExportError::UnsupportedLayer`] naming a layer the graph cannot express.
-fn retinaface_features<B: Backend>(
+fn retinaface_features<B: KernelBackend>(
     g: &mut Graph,
     images: &Value,
     net: &RetinaFaceNet<B>,
@@ -124,7 +124,7 @@ fn retinaface_features<B: Backend>(
 ///
 /// # Errors
 /// [`ExportError::UnsupportedLayer`] naming a head the graph cannot express.
-fn head<B: Backend>(
+fn head<B: KernelBackend>(
     g: &mut Graph,
     features: &[Value; 3],
     heads: &[Conv2d<B>],

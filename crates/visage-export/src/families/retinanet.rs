@@ -4,7 +4,7 @@
 //! predictor is training-only and left out; FAN's attention logits scale the features but
 //! are not an output.
 
-use burn::prelude::*;
+use visage_kernels::KernelBackend;
 use visage_model::retinanet::Neck;
 use visage_model::{DecodeRules, RetinaNet};
 
@@ -16,7 +16,7 @@ use crate::layers::backbone::{backbone, level};
 use crate::layers::heads::{attend, detection_head};
 use crate::layers::pyramid::{ffp, fpn};
 
-impl<B: Backend> ExportFamily for RetinaNet<B> {
+impl<B: KernelBackend> ExportFamily for RetinaNet<B> {
     fn export_network(&self, g: &mut Graph, images: &Value) -> Result<NetworkGraph, ExportError> {
         let levels = backbone(g, images, &self.backbone, "backbone")?;
         let inputs = self

@@ -11,9 +11,9 @@
 //! every level, `A_stc` those of the STC levels (a prefix of the `A`), `A_str` those of the
 //! STR levels (a suffix).
 
-use burn::prelude::*;
 use visage_anchors::AnchorGenerator;
 use visage_boxes::{BoxCoder, BBOX_XFORM_CLIP};
+use visage_kernels::KernelBackend;
 use visage_model::{DecodeRules, DetectorFamily, Srn};
 
 use crate::anchors::anchors_in_graph;
@@ -23,7 +23,7 @@ use crate::graph::{Graph, Value};
 use crate::layers::backbone::{backbone, level};
 use crate::layers::srn::{srn_neck, SrnBranchGraph};
 
-impl<B: Backend> ExportFamily for Srn<B> {
+impl<B: KernelBackend> ExportFamily for Srn<B> {
     fn export_network(&self, g: &mut Graph, images: &Value) -> Result<NetworkGraph, ExportError> {
         let spec = self.spec();
         let (stc, str_levels) = (spec.stc.levels, spec.two_step_regression.levels);

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use burn::module::{Param, ParamId, RunningState};
 use burn::prelude::*;
+use visage_kernels::KernelBackend;
 
 use crate::proto::{
     attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
@@ -223,7 +224,7 @@ impl Graph {
     }
 
     /// Reads a parameter's values (row-major) and dims, recording that the export used it.
-    pub fn read<const D: usize, B: Backend>(
+    pub fn read<const D: usize, B: KernelBackend>(
         &mut self,
         param: &Param<Tensor<B, D>>,
     ) -> (Vec<f32>, [usize; D]) {
@@ -235,7 +236,7 @@ impl Graph {
 
     /// Reads a running statistic (a batch norm's mean or variance, a [`RunningState`]) and
     /// records that the export used it.
-    pub fn read_running<const D: usize, B: Backend>(
+    pub fn read_running<const D: usize, B: KernelBackend>(
         &mut self,
         state: &RunningState<Tensor<B, D>>,
     ) -> Vec<f32> {
@@ -247,7 +248,7 @@ impl Graph {
 
     /// Records that `param` is deliberately not part of the exported graph (`why`: the
     /// training-only branch it belongs to).
-    pub fn leave_out<const D: usize, B: Backend>(
+    pub fn leave_out<const D: usize, B: KernelBackend>(
         &mut self,
         param: &Param<Tensor<B, D>>,
         why: &'static str,
@@ -256,7 +257,11 @@ impl Graph {
     }
 
     /// Records every parameter of `module` as deliberately left out (`why`).
-    pub fn leave_out_module<B: Backend, M: Module<B>>(&mut self, module: &M, why: &'static str) {
+    pub fn leave_out_module<B: KernelBackend, M: Module<B>>(
+        &mut self,
+        module: &M,
+        why: &'static str,
+    ) {
         for id in crate::coverage::param_ids(module) {
             self.read_params.insert(id, ParamUse::LeftOut(why));
         }
@@ -296,7 +301,7 @@ impl Graph {
 }
 
 /// A tensor's values on the host as f32, row-major.
-pub fn host_f32<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
+pub fn host_f32<B: KernelBackend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
     tensor
         .into_data()
         .convert::<f32>()

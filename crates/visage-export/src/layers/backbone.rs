@@ -2,10 +2,10 @@
 
 use burn::nn::pool::MaxPool2d;
 use burn::nn::PaddingConfig2d;
-use burn::prelude::*;
 use visage_backbone::mobilenet::{ConvDw, MobileBlock, MobileNetV1};
 use visage_backbone::resnet::{BasicBlock, Bottleneck, Downsample, ResNet, ResidualBlock};
 use visage_backbone::Backbone;
+use visage_kernels::KernelBackend;
 
 use super::conv::{conv2d_norm, conv_norm_act};
 use crate::error::ExportError;
@@ -24,7 +24,7 @@ pub struct GraphLevel {
 ///
 /// # Errors
 /// [`ExportError::UnsupportedLayer`] naming a layer the graph cannot express.
-pub fn backbone<B: Backend>(
+pub fn backbone<B: KernelBackend>(
     g: &mut Graph,
     x: &Value,
     net: &Backbone<B>,
@@ -51,7 +51,7 @@ pub fn level(levels: &[GraphLevel], stride: usize, name: &str) -> Result<Value, 
         })
 }
 
-fn resnet<B: Backend>(
+fn resnet<B: KernelBackend>(
     g: &mut Graph,
     x: &Value,
     net: &ResNet<B>,
@@ -82,7 +82,7 @@ fn resnet<B: Backend>(
     Ok(levels)
 }
 
-fn basic_block<B: Backend>(
+fn basic_block<B: KernelBackend>(
     g: &mut Graph,
     x: &Value,
     block: &BasicBlock<B>,
@@ -96,7 +96,7 @@ fn basic_block<B: Backend>(
     Ok(g.relu(&sum))
 }
 
-fn bottleneck<B: Backend>(
+fn bottleneck<B: KernelBackend>(
     g: &mut Graph,
     x: &Value,
     block: &Bottleneck<B>,
@@ -112,7 +112,7 @@ fn bottleneck<B: Backend>(
     Ok(g.relu(&sum))
 }
 
-fn shortcut<B: Backend>(
+fn shortcut<B: KernelBackend>(
     g: &mut Graph,
     x: &Value,
     downsample: &Option<Downsample<B>>,
@@ -124,7 +124,7 @@ fn shortcut<B: Backend>(
     }
 }
 
-fn mobilenet<B: Backend>(
+fn mobilenet<B: KernelBackend>(
     g: &mut Graph,
     x: &Value,
     net: &MobileNetV1<B>,
@@ -153,7 +153,7 @@ fn mobilenet<B: Backend>(
     Ok(levels)
 }
 
-fn conv_dw<B: Backend>(
+fn conv_dw<B: KernelBackend>(
     g: &mut Graph,
     x: &Value,
     block: &ConvDw<B>,

@@ -9,6 +9,7 @@ use burn::module::{AutodiffModule, Module, ModuleMapper, Param};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use visage_backbone::{Backbone, BackboneConfig, MobileNetV1Config, ResNetConfig, ResNetDepth};
+use visage_kernels::KernelBackend;
 
 use super::backbone;
 use crate::graph::{host_f32, Dim, ElemType, Graph, Value};
@@ -44,7 +45,7 @@ pub(crate) fn calibrated<M: AutodiffModule<Ad>>(
 /// Every rank-1 parameter of a norm or bias (named `weight`, `bias`, `running_mean`,
 /// `running_var`) replaced by random values: scales in 0.5..1.5, shifts and means in
 /// −0.5..0.5, variances in 0.5..2, so that folding the norms is really tested.
-pub(crate) fn randomise_norms<B: Backend, M: Module<B>>(module: M) -> M {
+pub(crate) fn randomise_norms<B: KernelBackend, M: Module<B>>(module: M) -> M {
     module.map(&mut RandomiseNorms { path: Vec::new() })
 }
 
@@ -52,7 +53,7 @@ struct RandomiseNorms {
     path: Vec<String>,
 }
 
-impl<B: Backend> ModuleMapper<B> for RandomiseNorms {
+impl<B: KernelBackend> ModuleMapper<B> for RandomiseNorms {
     fn enter_module(&mut self, name: &str, _container_type: &str) {
         self.path.push(name.to_string());
     }

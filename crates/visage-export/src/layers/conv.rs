@@ -4,8 +4,8 @@
 
 use burn::nn::conv::Conv2d;
 use burn::nn::PaddingConfig2d;
-use burn::prelude::*;
 use visage_backbone::{ConvNormAct, Norm};
+use visage_kernels::KernelBackend;
 
 use crate::error::ExportError;
 use crate::graph::ops::{ConvGeometry, ConvWeights};
@@ -15,7 +15,7 @@ use crate::graph::{Graph, Value};
 ///
 /// # Errors
 /// [`ExportError::UnsupportedLayer`] for `Same` padding that ONNX cannot state as fixed pads.
-pub fn conv2d<B: Backend>(
+pub fn conv2d<B: KernelBackend>(
     g: &mut Graph,
     x: &Value,
     conv: &Conv2d<B>,
@@ -33,7 +33,7 @@ pub fn conv2d<B: Backend>(
 ///
 /// # Errors
 /// As [`conv2d`].
-pub fn conv2d_norm<B: Backend>(
+pub fn conv2d_norm<B: KernelBackend>(
     g: &mut Graph,
     x: &Value,
     conv: &Conv2d<B>,
@@ -60,7 +60,7 @@ pub fn conv2d_norm<B: Backend>(
 ///
 /// # Errors
 /// As [`conv2d`].
-pub fn conv_norm_act<B: Backend>(
+pub fn conv_norm_act<B: KernelBackend>(
     g: &mut Graph,
     x: &Value,
     layer: &ConvNormAct<B>,
@@ -81,7 +81,7 @@ pub(crate) struct Affine {
 }
 
 /// The inference-time affine map of `norm` (running statistics), recording its parameters.
-pub(crate) fn norm_affine<B: Backend>(g: &mut Graph, norm: &Norm<B>) -> Affine {
+pub(crate) fn norm_affine<B: KernelBackend>(g: &mut Graph, norm: &Norm<B>) -> Affine {
     let (gamma, beta, mean, var, eps) = match norm {
         Norm::Batch(bn) => (
             g.read(&bn.weight).0,
@@ -141,13 +141,13 @@ fn fold(w: ConvWeights, affine: &Affine) -> ConvWeights {
     }
 }
 
-pub(crate) fn read_conv<B: Backend>(g: &mut Graph, conv: &Conv2d<B>) -> ConvWeights {
+pub(crate) fn read_conv<B: KernelBackend>(g: &mut Graph, conv: &Conv2d<B>) -> ConvWeights {
     let (weight, dims) = g.read(&conv.weight);
     let bias = conv.bias.as_ref().map(|b| g.read(b).0);
     ConvWeights { weight, dims, bias }
 }
 
-pub(crate) fn geometry<B: Backend>(
+pub(crate) fn geometry<B: KernelBackend>(
     conv: &Conv2d<B>,
     name: &str,
 ) -> Result<ConvGeometry, ExportError> {

@@ -7,15 +7,20 @@
 //! affine.
 
 use burn::nn::GroupNorm;
-use burn::prelude::*;
 use visage_heads::{AttentionHead, ConvBlock, DetectionHead, RetinaHead, SharedHead, Subnet};
+use visage_kernels::KernelBackend;
 
 use super::conv::conv2d;
 use crate::error::ExportError;
 use crate::graph::{attr_float, Graph, Value};
 
 /// A [`GroupNorm`] of `x` `[N, C, H, W]` → `[N, C, H, W]`; `name` is its parameter path.
-pub fn group_norm<B: Backend>(g: &mut Graph, x: &Value, norm: &GroupNorm<B>, name: &str) -> Value {
+pub fn group_norm<B: KernelBackend>(
+    g: &mut Graph,
+    x: &Value,
+    norm: &GroupNorm<B>,
+    name: &str,
+) -> Value {
     let groups = norm.num_groups;
     let shape = g.shape(x);
     let grouped = g.reshape(x, &[0, groups as i64, -1]); // [N, G, C/G · H · W]
@@ -46,7 +51,7 @@ pub fn group_norm<B: Backend>(g: &mut Graph, x: &Value, norm: &GroupNorm<B>, nam
 ///
 /// # Errors
 /// As [`conv2d`].
-pub fn conv_block<B: Backend>(
+pub fn conv_block<B: KernelBackend>(
     g: &mut Graph,
     x: &Value,
     block: &ConvBlock<B>,
@@ -65,7 +70,7 @@ pub fn conv_block<B: Backend>(
 ///
 /// # Errors
 /// As [`conv2d`].
-pub fn conv_blocks<B: Backend>(
+pub fn conv_blocks<B: KernelBackend>(
     g: &mut Graph,
     x: &Value,
     blocks: &[ConvBlock<B>],
@@ -83,7 +88,7 @@ pub fn conv_blocks<B: Backend>(
 ///
 /// # Errors
 /// As [`conv2d`].
-pub fn subnet<B: Backend>(
+pub fn subnet<B: KernelBackend>(
     g: &mut Graph,
     x: &Value,
     net: &Subnet<B>,
@@ -107,7 +112,7 @@ pub struct HeadGraph {
 ///
 /// # Errors
 /// As [`conv2d`].
-pub fn detection_head<B: Backend>(
+pub fn detection_head<B: KernelBackend>(
     g: &mut Graph,
     levels: &[Value],
     head: &DetectionHead<B>,
@@ -123,7 +128,7 @@ pub fn detection_head<B: Backend>(
 ///
 /// # Errors
 /// As [`conv2d`].
-pub fn retina_head<B: Backend>(
+pub fn retina_head<B: KernelBackend>(
     g: &mut Graph,
     levels: &[Value],
     head: &RetinaHead<B>,
@@ -146,7 +151,7 @@ pub fn retina_head<B: Backend>(
 ///
 /// # Errors
 /// As [`conv2d`].
-pub fn shared_head<B: Backend>(
+pub fn shared_head<B: KernelBackend>(
     g: &mut Graph,
     levels: &[Value],
     head: &SharedHead<B>,
@@ -183,7 +188,7 @@ pub fn shared_head<B: Backend>(
 ///
 /// # Errors
 /// As [`conv2d`].
-pub fn attend<B: Backend>(
+pub fn attend<B: KernelBackend>(
     g: &mut Graph,
     levels: &[Value],
     head: &AttentionHead<B>,
@@ -207,7 +212,7 @@ mod tests {
     use burn::backend::Flex;
     use burn::module::Param;
     use burn::nn::GroupNormConfig;
-    use burn::tensor::Distribution;
+    use burn::tensor::{Distribution, Tensor};
     use visage_heads::{HeadNorm, SubnetConfig};
 
     use crate::graph::{Dim, ElemType};

@@ -3,7 +3,7 @@
 //! `[N, C, H_l, W_l]` out, then the extra coarser levels.
 
 use burn::nn::conv::ConvTranspose2d;
-use burn::prelude::*;
+use visage_kernels::KernelBackend;
 use visage_neck::{ExtraSource, Ffp, Fpn};
 
 use super::backbone::max_pool;
@@ -20,7 +20,7 @@ use crate::graph::{Graph, Value};
 /// # Errors
 /// [`ExportError::UnsupportedLayer`] for a level count that differs from the FPN's, or a
 /// conv the graph cannot express.
-pub fn fpn<B: Backend>(
+pub fn fpn<B: KernelBackend>(
     g: &mut Graph,
     inputs: &[Value],
     net: &Fpn<B>,
@@ -83,7 +83,7 @@ pub fn fpn<B: Backend>(
 /// # Errors
 /// [`ExportError::UnsupportedLayer`] for a level count that differs from the FFP's, or a
 /// layer the graph cannot express.
-pub fn ffp<B: Backend>(
+pub fn ffp<B: KernelBackend>(
     g: &mut Graph,
     inputs: &[Value],
     net: &Ffp<B>,
@@ -124,7 +124,7 @@ pub fn ffp<B: Backend>(
 
 /// A [`ConvTranspose2d`]: `[N, C_in, h, w]` → `[N, C_out, (h − 1)·s − 2p + d·(k − 1) +
 /// p_out + 1, …]`.
-fn conv_transpose2d<B: Backend>(
+fn conv_transpose2d<B: KernelBackend>(
     g: &mut Graph,
     x: &Value,
     conv: &ConvTranspose2d<B>,

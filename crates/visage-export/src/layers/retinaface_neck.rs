@@ -2,7 +2,7 @@
 //! the exact finer size and 3×3 merges) and SSH context modules ([`Ssh`]), every batch norm
 //! folded into its convolution.
 
-use burn::prelude::*;
+use visage_kernels::KernelBackend;
 use visage_neck::{RetinaFaceFpn, Ssh};
 
 use super::conv::conv_norm_act;
@@ -15,7 +15,7 @@ use crate::graph::{Graph, Value};
 ///
 /// # Errors
 /// [`ExportError::UnsupportedLayer`] naming a convolution the graph cannot express.
-pub fn retinaface_fpn<B: Backend>(
+pub fn retinaface_fpn<B: KernelBackend>(
     g: &mut Graph,
     levels: &[Value; 3],
     fpn: &RetinaFaceFpn<B>,
@@ -41,7 +41,7 @@ pub fn retinaface_fpn<B: Backend>(
 ///
 /// # Errors
 /// [`ExportError::UnsupportedLayer`] naming a convolution the graph cannot express.
-pub fn ssh<B: Backend>(
+pub fn ssh<B: KernelBackend>(
     g: &mut Graph,
     x: &Value,
     ssh: &Ssh<B>,

@@ -12,6 +12,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::GroupNorm;
 use burn::prelude::*;
 use visage_heads::{ConvBlock, Rfe, SrnBranch};
+use visage_kernels::KernelBackend;
 use visage_neck::SrnNeck;
 
 use super::conv::{conv2d, geometry, read_conv};
@@ -45,7 +46,7 @@ pub struct SrnFeaturesGraph {
 ///
 /// # Panics
 /// If `first_used` does not hold one flag per level (`inputs.len() + 2`).
-pub fn srn_neck<B: Backend>(
+pub fn srn_neck<B: KernelBackend>(
     g: &mut Graph,
     inputs: &[Value],
     neck: &SrnNeck<B>,
@@ -105,7 +106,7 @@ impl SharedConv {
     ///
     /// # Errors
     /// [`ExportError::UnsupportedLayer`] for `Same` padding ONNX cannot state as fixed pads.
-    pub fn new<B: Backend>(
+    pub fn new<B: KernelBackend>(
         g: &mut Graph,
         conv: &Conv2d<B>,
         name: &str,
@@ -154,7 +155,7 @@ struct SharedGroupNorm {
 }
 
 impl SharedGroupNorm {
-    fn new<B: Backend>(g: &mut Graph, norm: &GroupNorm<B>, name: &str) -> Self {
+    fn new<B: KernelBackend>(g: &mut Graph, norm: &GroupNorm<B>, name: &str) -> Self {
         let groups = norm.num_groups;
         let c = norm.num_channels;
         let mut affine = |p: &Option<burn::module::Param<Tensor<B, 1>>>, what: &str| {
@@ -203,7 +204,7 @@ struct SharedBlock {
 }
 
 impl SharedBlock {
-    fn new<B: Backend>(
+    fn new<B: KernelBackend>(
         g: &mut Graph,
         block: &ConvBlock<B>,
         name: &str,
@@ -236,7 +237,7 @@ struct SharedRfe {
 }
 
 impl SharedRfe {
-    fn new<B: Backend>(g: &mut Graph, rfe: &Rfe<B>, name: &str) -> Result<Self, ExportError> {
+    fn new<B: KernelBackend>(g: &mut Graph, rfe: &Rfe<B>, name: &str) -> Result<Self, ExportError> {
         let mut branches = Vec::with_capacity(rfe.branches.len());
         for (i, b) in rfe.branches.iter().enumerate() {
             let path = format!("{name}.branches.{i}");
@@ -284,7 +285,7 @@ impl SrnBranchGraph {
     ///
     /// # Errors
     /// [`ExportError::UnsupportedLayer`] naming a layer the graph cannot express.
-    pub fn new<B: Backend>(
+    pub fn new<B: KernelBackend>(
         g: &mut Graph,
         branch: &SrnBranch<B>,
         name: &str,

@@ -5,6 +5,7 @@
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use visage_boxes::BoxCoder;
+use visage_kernels::KernelBackend;
 use visage_losses::{iou_loss, sigmoid_focal_loss, smooth_l1, IouLossKind};
 
 use crate::common::targets::DenseTargets;
@@ -29,7 +30,7 @@ pub struct LossValues {
 impl LossValues {
     /// Reads scalar loss tensors back to the host; errors when any is NaN or infinite,
     /// listing every part.
-    pub fn read<B: Backend>(
+    pub fn read<B: KernelBackend>(
         total: &Tensor<B, 1>,
         parts: &[(&'static str, &Tensor<B, 1>)],
         num_positive: usize,
@@ -76,7 +77,7 @@ impl LossValues {
 /// # Shapes
 /// - `cls_logits`: `[B, N, 1]`, with `targets` built for `N` anchors per image.
 /// - returns `[1]`.
-pub(crate) fn classification_loss<B: Backend>(
+pub(crate) fn classification_loss<B: KernelBackend>(
     cls_logits: &Tensor<B, 3>,
     targets: &DenseTargets,
     spec: &LossSpec,
@@ -111,7 +112,7 @@ pub(crate) fn classification_loss<B: Backend>(
 /// # Shapes
 /// - `box_deltas`: `[B, N, 4]`, with `targets` built for `N` anchors per image.
 /// - returns `[1]`.
-pub(crate) fn box_loss<B: Backend>(
+pub(crate) fn box_loss<B: KernelBackend>(
     box_deltas: &Tensor<B, 3>,
     targets: &DenseTargets,
     spec: &LossSpec,

@@ -3,8 +3,9 @@
 //! input, NMS and the per-image cap (the `[test]` settings) — with the family's
 //! [`DecodeRules`] (visage's, or Pytorch_Retinaface's `detect.py` for RetinaFace).
 
-use burn::prelude::{Backend, Tensor};
+use burn::prelude::Tensor;
 use visage_boxes::{nms, BoxCoder, BoxXyxy};
+use visage_kernels::KernelBackend;
 
 use crate::spec::TestSpec;
 
@@ -192,7 +193,7 @@ pub struct DenseRows<V> {
 }
 
 /// A tensor's values on the host, flattened: how families fill [`AnchorPredictions`].
-pub(crate) fn host<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
+pub(crate) fn host<B: KernelBackend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
     tensor.into_data().to_vec().expect("f32 outputs")
 }
 

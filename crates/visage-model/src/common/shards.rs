@@ -8,6 +8,7 @@
 //! loss, whatever the split — once the shards' counts are summed ([`LossTerm::count`]).
 
 use burn::prelude::*;
+use visage_kernels::KernelBackend;
 
 /// How a loss part was normalised within its batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +73,7 @@ impl LossTerm {
 /// # Panics
 /// If `parts`, `terms` and `batch_counts` differ in length, or a batch count is below the
 /// shard's.
-pub fn shard_total<B: Backend>(
+pub fn shard_total<B: KernelBackend>(
     parts: &[(&'static str, Tensor<B, 1>)],
     terms: &[LossTerm],
     batch_counts: &[usize],

@@ -14,6 +14,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use visage_anchors::{AnchorMatch, MaxIouAssigner};
 use visage_boxes::{BoxCoder, BoxXyxy};
+use visage_kernels::KernelBackend;
 use visage_losses::{smooth_l1, softmax_cross_entropy_ohem};
 
 use super::net::RetinaFaceOutputs;
@@ -121,7 +122,7 @@ pub struct RetinaFaceLoss<B: Backend> {
     pub terms: Vec<LossTerm>,
 }
 
-impl<B: Backend> RetinaFaceLoss<B> {
+impl<B: KernelBackend> RetinaFaceLoss<B> {
     /// The parts by name: `cls`, `box`, `landmark`, and `pixel` with the mesh branch.
     pub fn named_parts(&self) -> Vec<(&'static str, Tensor<B, 1>)> {
         let mut parts = vec![
@@ -154,7 +155,7 @@ impl<B: Backend> RetinaFaceLoss<B> {
     }
 }
 
-impl<B: Backend> From<RetinaFaceLoss<B>> for FaceLoss<B> {
+impl<B: KernelBackend> From<RetinaFaceLoss<B>> for FaceLoss<B> {
     fn from(loss: RetinaFaceLoss<B>) -> Self {
         FaceLoss {
             parts: loss.named_parts(),
@@ -167,7 +168,7 @@ impl<B: Backend> From<RetinaFaceLoss<B>> for FaceLoss<B> {
 
 /// Smooth-L1 summed over the rows `index` of `predicted` (`[B·N, K]` after reshaping)
 /// against `targets`, divided by `max(1, rows)`; a connected zero when there are no rows.
-fn regression<B: Backend, const K: usize>(
+fn regression<B: KernelBackend, const K: usize>(
     predicted: &Tensor<B, 3>,
     index: &[usize],
     targets: &[[f32; K]],
@@ -192,7 +193,7 @@ fn regression<B: Backend, const K: usize>(
 ///
 /// # Panics
 /// If the targets were built for another batch or prior count.
-pub fn retinaface_loss<B: Backend>(
+pub fn retinaface_loss<B: KernelBackend>(
     outputs: &RetinaFaceOutputs<B>,
     targets: &RetinaFaceTargets,
     spec: &RetinaFaceLossSpec,

@@ -24,6 +24,7 @@ use burn::tensor::activation::softmax;
 use visage_anchors::{AnchorGenerator, MaxIouAssigner};
 use visage_backbone::weights::{load_state_dict, StateDict, TorchLayout};
 use visage_boxes::BoxCoder;
+use visage_kernels::KernelBackend;
 
 pub use loss::{retinaface_loss, RetinaFaceLoss, RetinaFaceTargets};
 pub use mesh::{FittedMesh, MeshBranch, MeshSpec};
@@ -69,7 +70,7 @@ pub struct RetinaFace<B: Backend> {
     pub(crate) policy: RetinaFacePolicy,
 }
 
-impl<B: Backend> RetinaFace<B> {
+impl<B: KernelBackend> RetinaFace<B> {
     /// The key layout of Pytorch_Retinaface checkpoints for this backbone.
     pub fn torch_layout(&self) -> &'static TorchLayout {
         match self.policy.spec.backbone {
@@ -148,7 +149,7 @@ impl<B: Backend> RetinaFace<B> {
     }
 }
 
-impl<B: Backend> DetectorFamily<B> for RetinaFace<B> {
+impl<B: KernelBackend> DetectorFamily<B> for RetinaFace<B> {
     type Spec = RetinaFaceSpec;
     type Outputs = RetinaFaceOutputs<B>;
 

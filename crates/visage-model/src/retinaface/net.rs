@@ -9,6 +9,7 @@ use visage_backbone::conv::{path_to_sequential_key, sequential_key_to_path};
 use visage_backbone::weights::{is_batch_norm_counter, TorchLayout};
 use visage_backbone::{mobilenet, resnet, Backbone, BackboneConfig};
 use visage_heads::flatten_levels;
+use visage_kernels::{conv2d_layer, KernelBackend};
 use visage_neck::{validate_ssh_channels, NeckError, RetinaFaceFpn, Ssh, SSH_TORCH_BLOCKS};
 
 /// Configuration of a [`RetinaFaceNet`].
@@ -77,7 +78,7 @@ impl RetinaFaceNetConfig {
     }
 
     /// Builds the network (freshly initialised).
-    pub fn init<B: Backend>(&self, device: &B::Device) -> RetinaFaceNet<B> {
+    pub fn init<B: KernelBackend>(&self, device: &B::Device) -> RetinaFaceNet<B> {
         let strides = self.backbone.strides();
         let channels = self.backbone.out_channels();
         let in_channels = RETINAFACE_STRIDES.map(|s| {
@@ -109,7 +110,7 @@ impl RetinaFaceNetConfig {
     }
 }
 
-impl<B: Backend> RetinaFaceNet<B> {
+impl<B: KernelBackend> RetinaFaceNet<B> {
     /// Runs the network.
     ///
     /// # Shapes
@@ -149,7 +150,7 @@ impl<B: Backend> RetinaFaceNet<B> {
             let maps = heads
                 .iter()
                 .zip(&features)
-                .map(|(head, f)| head.forward(f.clone()))
+                .map(|(head, f)| conv2d_layer(head, f.clone()))
                 .collect();
             flatten_levels(maps, per_anchor)
         };

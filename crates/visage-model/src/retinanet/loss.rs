@@ -19,6 +19,7 @@
 
 use burn::prelude::*;
 use burn::tensor::TensorData;
+use visage_kernels::KernelBackend;
 use visage_losses::sigmoid_cross_entropy;
 
 use super::attention_targets::{AttentionAssigner, AttentionTargets};
@@ -63,7 +64,7 @@ pub struct RetinaNetLoss<B: Backend> {
     pub terms: Vec<LossTerm>,
 }
 
-impl<B: Backend> RetinaNetLoss<B> {
+impl<B: KernelBackend> RetinaNetLoss<B> {
     /// The named parts before their weights: `cls`, `box`, `attn` with attention, `seg` with
     /// segmentation.
     pub fn named_parts(&self) -> Vec<(&'static str, Tensor<B, 1>)> {
@@ -91,7 +92,7 @@ impl<B: Backend> RetinaNetLoss<B> {
     }
 }
 
-impl<B: Backend> From<RetinaNetLoss<B>> for FaceLoss<B> {
+impl<B: KernelBackend> From<RetinaNetLoss<B>> for FaceLoss<B> {
     fn from(loss: RetinaNetLoss<B>) -> Self {
         FaceLoss {
             parts: loss.named_parts(),
@@ -102,7 +103,7 @@ impl<B: Backend> From<RetinaNetLoss<B>> for FaceLoss<B> {
     }
 }
 
-impl<B: Backend> RetinaNet<B> {
+impl<B: KernelBackend> RetinaNet<B> {
     /// The training loss of `outputs` against the faces of each image of the batch
     /// (`faces.len()` must equal the batch size; boxes xyxy in input pixels), part by part.
     pub fn loss_parts(
@@ -225,7 +226,7 @@ enum LevelReduction {
 /// # Shapes
 /// - `logits`: one `[B, 1, H_l, W_l]` per level; `masks` the same sizes.
 /// - returns `[1]`.
-fn mask_loss<B: Backend>(
+fn mask_loss<B: KernelBackend>(
     logits: &[Tensor<B, 4>],
     masks: &AttentionTargets,
     reduction: LevelReduction,

@@ -25,6 +25,7 @@ use visage_anchors::{AnchorGenerator, Anchors, MaxIouAssigner};
 use visage_backbone::Backbone;
 use visage_boxes::BoxCoder;
 use visage_heads::{flatten_levels, AttentionHead, DetectionHead};
+use visage_kernels::KernelBackend;
 
 pub use attention_targets::{AttentionAssigner, AttentionRule, AttentionTargets};
 pub use loss::{RetinaNetLoss, RetinaNetTargets};
@@ -93,7 +94,7 @@ pub struct RetinaNetOutputs<B: Backend> {
     pub segmentation_logits: Option<Vec<Tensor<B, 4>>>,
 }
 
-impl<B: Backend> RetinaNet<B> {
+impl<B: KernelBackend> RetinaNet<B> {
     /// The anchors matching `outputs`, in the same order (xyxy pixels of the input).
     pub fn anchors(&self, outputs: &RetinaNetOutputs<B>) -> Anchors {
         self.policy.anchors.generate(&outputs.feature_sizes)
@@ -120,7 +121,7 @@ impl<B: Backend> RetinaNet<B> {
     }
 }
 
-impl<B: Backend> DetectorFamily<B> for RetinaNet<B> {
+impl<B: KernelBackend> DetectorFamily<B> for RetinaNet<B> {
     type Spec = RetinaNetSpec;
     type Outputs = RetinaNetOutputs<B>;
 

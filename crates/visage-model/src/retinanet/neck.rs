@@ -6,6 +6,7 @@
 
 use burn::prelude::*;
 use visage_backbone::FeatureLevels;
+use visage_kernels::KernelBackend;
 use visage_neck::{ExtraSource, Ffp, FfpConfig, Fpn, FpnConfig, NeckError};
 
 use super::spec::{ExtraSourceSpec, NeckSpec};
@@ -62,7 +63,7 @@ impl NeckConfig {
     }
 
     /// Builds the neck (freshly initialised).
-    pub(crate) fn init<B: Backend>(&self, device: &B::Device) -> Neck<B> {
+    pub(crate) fn init<B: KernelBackend>(&self, device: &B::Device) -> Neck<B> {
         match self {
             NeckConfig::Fpn(config) => Neck::Fpn(config.init(device)),
             NeckConfig::Ffp(config) => Neck::Ffp(config.init(device)),
@@ -70,7 +71,7 @@ impl NeckConfig {
     }
 }
 
-impl<B: Backend> Neck<B> {
+impl<B: KernelBackend> Neck<B> {
     /// Runs the pyramid.
     ///
     /// # Shapes

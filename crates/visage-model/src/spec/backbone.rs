@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use visage_backbone::{Backbone, BackboneConfig, MobileNetV1Config, ResNetConfig, ResNetDepth};
-
-use burn::prelude::Backend;
+use visage_kernels::KernelBackend;
 
 use super::defaults;
 use super::keys::{at_key, invalid};
@@ -134,7 +133,7 @@ impl BackboneSpec {
     ///
     /// # Errors
     /// [`ModelError::Weights`] naming the file and every missing / unexpected / mis-shaped key.
-    pub fn load_initial<B: Backend>(
+    pub fn load_initial<B: KernelBackend>(
         &self,
         backbone: Backbone<B>,
     ) -> Result<(Backbone<B>, Option<PathBuf>), ModelError> {

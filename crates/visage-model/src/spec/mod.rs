@@ -17,11 +17,10 @@ pub mod test_time;
 
 use std::path::Path;
 
-use burn::prelude::Backend;
-use burn::tensor::backend::AutodiffBackend;
 use serde::de::Error as _;
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use visage_kernels::{KernelAutodiffBackend, KernelBackend};
 
 pub use anchors::{AnchorSpec, AssignSpec, CoderSpec};
 pub use backbone::{BackboneSpec, MobileNetSpec, ResNetSpec};
@@ -131,7 +130,7 @@ impl ModelSpec {
     }
 
     /// Runs `task` with the type of the family this spec names (inference: any backend).
-    pub fn with_family<B: Backend, T: WithFamily<B>>(&self, task: T) -> T::Output {
+    pub fn with_family<B: KernelBackend, T: WithFamily<B>>(&self, task: T) -> T::Output {
         match self {
             ModelSpec::RetinaNet(spec) => task.run::<RetinaNet<B>>(spec),
             ModelSpec::RetinaFace(spec) => task.run::<RetinaFace<B>>(spec),
@@ -141,7 +140,7 @@ impl ModelSpec {
 
     /// Runs `task` with the type of the family this spec names, on an autodiff backend
     /// (training, where the model also validates on the inner backend).
-    pub fn with_trainable_family<B: AutodiffBackend, T: WithTrainableFamily<B>>(
+    pub fn with_trainable_family<B: KernelAutodiffBackend, T: WithTrainableFamily<B>>(
         &self,
         task: T,
     ) -> T::Output {

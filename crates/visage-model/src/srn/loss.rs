@@ -15,6 +15,7 @@
 //! different levels with different thresholds.
 
 use burn::prelude::*;
+use visage_kernels::KernelBackend;
 
 use super::steps::FirstStep;
 use super::{Srn, SrnOutputs};
@@ -43,7 +44,7 @@ pub struct SrnLoss<B: Backend> {
     pub terms: Vec<LossTerm>,
 }
 
-impl<B: Backend> SrnLoss<B> {
+impl<B: KernelBackend> SrnLoss<B> {
     /// The parts by name: `cls_first`, `box_first`, `cls`, `box`.
     pub fn named_parts(&self) -> Vec<(&'static str, Tensor<B, 1>)> {
         vec![
@@ -55,7 +56,7 @@ impl<B: Backend> SrnLoss<B> {
     }
 }
 
-impl<B: Backend> From<SrnLoss<B>> for FaceLoss<B> {
+impl<B: KernelBackend> From<SrnLoss<B>> for FaceLoss<B> {
     fn from(loss: SrnLoss<B>) -> Self {
         FaceLoss {
             parts: loss.named_parts(),
@@ -77,7 +78,7 @@ pub struct SrnTargets {
     pub second: DenseTargets,
 }
 
-impl<B: Backend> Srn<B> {
+impl<B: KernelBackend> Srn<B> {
     /// Matches the faces of each image (boxes xyxy in input pixels) for both steps, reading
     /// the first step's outputs (not differentiated) for the second step's anchors and drops.
     pub fn targets(

@@ -29,6 +29,7 @@ use visage_anchors::{AnchorGenerator, Anchors};
 use visage_backbone::Backbone;
 use visage_boxes::BoxCoder;
 use visage_heads::{flatten_levels, SrnHead};
+use visage_kernels::KernelBackend;
 use visage_neck::SrnNeck;
 
 pub use loss::{SrnLoss, SrnTargets};
@@ -73,7 +74,7 @@ pub struct SrnOutputs<B: Backend> {
     pub input_size: (usize, usize),
 }
 
-impl<B: Backend> Srn<B> {
+impl<B: KernelBackend> Srn<B> {
     /// The (unrefined) anchors matching `outputs`, in the same order.
     pub fn anchors(&self, outputs: &SrnOutputs<B>) -> Anchors {
         self.policy.anchors.generate(&outputs.feature_sizes)
@@ -100,7 +101,7 @@ impl<B: Backend> Srn<B> {
     }
 }
 
-impl<B: Backend> DetectorFamily<B> for Srn<B> {
+impl<B: KernelBackend> DetectorFamily<B> for Srn<B> {
     type Spec = SrnSpec;
     type Outputs = SrnOutputs<B>;
 

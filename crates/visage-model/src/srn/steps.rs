@@ -6,6 +6,7 @@ use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use visage_anchors::{AnchorGenerator, Anchors, MaxIouAssigner};
 use visage_boxes::{BoxCoder, BoxXyxy};
+use visage_kernels::KernelBackend;
 
 use super::{SrnOutputs, SrnSpec};
 
@@ -77,7 +78,7 @@ pub(crate) struct FirstStep {
 }
 
 impl FirstStep {
-    pub(crate) fn read<B: Backend>(outputs: &SrnOutputs<B>) -> Self {
+    pub(crate) fn read<B: KernelBackend>(outputs: &SrnOutputs<B>) -> Self {
         let host = |t: Tensor<B, 3>| -> Vec<f32> { t.into_data().to_vec().expect("f32 outputs") };
         FirstStep {
             scores: outputs

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::backend::Backend;
 use visage_backbone::weights::{parameter_shapes, StateDict};
+use visage_kernels::KernelBackend;
 use visage_model::{DetectorFamily, ModelError};
 
 use super::{
@@ -59,7 +59,7 @@ pub fn inference_source(
 /// parameter paths is a visage weights file; any other file is read as the family's
 /// reference checkpoint ([`DetectorFamily::load_reference_weights`]: Pytorch_Retinaface's
 /// keys for RetinaFace; other families refuse, naming the file).
-pub fn load_inference_weights<B: Backend, M: DetectorFamily<B>>(
+pub fn load_inference_weights<B: KernelBackend, M: DetectorFamily<B>>(
     model: M,
     source: &WeightsSource,
 ) -> Result<M, TrainError> {
@@ -82,7 +82,7 @@ pub fn load_inference_weights<B: Backend, M: DetectorFamily<B>>(
 /// ([`load_inference_weights`]) and its batch norms folded into their convolutions
 /// ([`DetectorFamily::fold_norms`]): what `visage detect`, `visage eval --split` and
 /// `visage export` run.
-pub fn inference_model<B: Backend, M: DetectorFamily<B>>(
+pub fn inference_model<B: KernelBackend, M: DetectorFamily<B>>(
     spec: &M::Spec,
     source: &WeightsSource,
     device: &B::Device,

@@ -35,8 +35,8 @@ use std::path::{Path, PathBuf};
 use burn::module::{AutodiffModule, Module};
 use burn::optim::Optimizer;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
-use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
+use visage_kernels::{KernelAutodiffBackend, KernelBackend};
 use visage_model::DetectorFamily;
 
 use crate::config::ExperimentConfig;
@@ -124,7 +124,7 @@ fn checkpoint_error(path: &Path, message: impl std::fmt::Display) -> TrainError 
 /// Loads `dir/model.safetensors` into `model`: every tensor, or an error naming the file.
 /// (Checksums are checked where a checkpoint is chosen: [`inference_source`],
 /// [`find_resumable`].)
-pub fn load_checkpoint_weights<B: Backend, M: DetectorFamily<B>>(
+pub fn load_checkpoint_weights<B: KernelBackend, M: DetectorFamily<B>>(
     model: M,
     dir: &Path,
 ) -> Result<M, TrainError> {
@@ -140,7 +140,7 @@ pub fn load_checkpoint_weights<B: Backend, M: DetectorFamily<B>>(
 
 /// Makes the batch-norm running statistics of `model` current: Burn keeps each thread's
 /// latest update aside until the next read, and a weights file reads the value before it.
-fn sync_running_stats<B: Backend, M: Module<B>>(model: &M) {
+fn sync_running_stats<B: KernelBackend, M: Module<B>>(model: &M) {
     // Running states share their storage between clones; making a record synchronises it.
     let _ = model.clone().into_record();
 }
@@ -160,7 +160,7 @@ pub fn save_checkpoint<B, M, O>(
     config: &ExperimentConfig,
 ) -> Result<(), TrainError>
 where
-    B: AutodiffBackend,
+    B: KernelAutodiffBackend,
     M: DetectorFamily<B> + AutodiffModule<B>,
     O: Optimizer<M, B>,
 {

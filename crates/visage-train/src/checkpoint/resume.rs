@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use burn::module::{AutodiffModule, ParamId};
 use burn::optim::Optimizer;
 use burn::record::Recorder;
-use burn::tensor::backend::AutodiffBackend;
+use visage_kernels::KernelAutodiffBackend;
 use visage_model::DetectorFamily;
 
 use super::{
@@ -132,7 +132,7 @@ pub fn load_for_resume<B, M, O>(
     device: &B::Device,
 ) -> Result<(M, O, TrainState), TrainError>
 where
-    B: AutodiffBackend,
+    B: KernelAutodiffBackend,
     M: DetectorFamily<B> + AutodiffModule<B>,
     O: Optimizer<M, B>,
 {

@@ -2,6 +2,7 @@
 
 use burn::prelude::*;
 use burn::tensor::TensorData;
+use visage_kernels::KernelBackend;
 
 /// Relative tolerance of every compared tensor.
 pub const REL: f32 = 1e-4;
@@ -22,7 +23,7 @@ pub fn values(len: usize, seed: u64) -> Vec<f32> {
 }
 
 /// A tensor of `shape` filled by [`values`].
-pub fn tensor<B: Backend, const D: usize>(
+pub fn tensor<B: KernelBackend, const D: usize>(
     shape: [usize; D],
     seed: u64,
     device: &B::Device,

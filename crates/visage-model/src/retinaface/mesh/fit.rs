@@ -5,6 +5,7 @@
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use visage_boxes::BoxXyxy;
+use visage_kernels::KernelBackend;
 use visage_mesh::render::{project, CAMERA_DISTANCE, FOCAL};
 use visage_mesh::FaceMesh;
 
@@ -35,7 +36,11 @@ const PROJECTION_SIZE: usize = 1024;
 ///
 /// # Panics
 /// If a `params` entry does not hold `code_size + 16` values.
-fn rows<B: Backend>(params: &[&MeshParams], spec: &MeshSpec, device: &B::Device) -> Tensor<B, 2> {
+fn rows<B: KernelBackend>(
+    params: &[&MeshParams],
+    spec: &MeshSpec,
+    device: &B::Device,
+) -> Tensor<B, 2> {
     let per = spec.decoder.code_size + CAMERA_VALUES + LIGHT_VALUES;
     assert!(
         params.iter().all(|p| p.values.len() == per),
@@ -45,7 +50,7 @@ fn rows<B: Backend>(params: &[&MeshParams], spec: &MeshSpec, device: &B::Device)
     Tensor::from_data(TensorData::new(flat, [params.len(), per]), device)
 }
 
-fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+fn host<B: KernelBackend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().convert::<f32>().to_vec().expect("f32 values")
 }
 
@@ -53,7 +58,7 @@ fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
 ///
 /// # Panics
 /// If a `params` entry does not hold `code_size + 16` values.
-pub fn fit_meshes<B: Backend>(
+pub fn fit_meshes<B: KernelBackend>(
     branch: &MeshBranch<B>,
     spec: &MeshSpec,
     params: &[&MeshParams],
@@ -115,7 +120,7 @@ pub fn fit_meshes<B: Backend>(
 /// The shaded renderings of `params` in their anchor crops, `size × size` RGB in [0, 1]
 /// (row-major, pixel-major `[size · size · 3]`), uncovered pixels black: what the pixel
 /// loss compares with the image.
-pub fn render_fits<B: Backend>(
+pub fn render_fits<B: KernelBackend>(
     branch: &MeshBranch<B>,
     spec: &MeshSpec,
     params: &[&MeshParams],

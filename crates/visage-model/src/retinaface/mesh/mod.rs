@@ -19,6 +19,7 @@ use burn::nn::Initializer;
 use burn::prelude::*;
 use burn_store::{ModuleSnapshot, SafetensorsStore};
 use visage_heads::flatten_levels;
+use visage_kernels::{conv2d_layer, KernelBackend};
 use visage_mesh::decoder::MeshDecoder;
 use visage_mesh::decoder::{pretrain_decoder, PretrainReport};
 use visage_mesh::render::{render, Rendering};
@@ -44,7 +45,7 @@ pub fn values_per_anchor(spec: &MeshSpec) -> usize {
 ///
 /// # Shapes
 /// `rows`: `[M, code_size + 16]` → `[M, code_size]`, `[M, 7]`, `[M, 9]`.
-pub(crate) fn split_values<B: Backend>(
+pub(crate) fn split_values<B: KernelBackend>(
     rows: Tensor<B, 2>,
     code_size: usize,
 ) -> (Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 2>) {
@@ -60,7 +61,7 @@ pub(crate) fn split_values<B: Backend>(
 ///
 /// # Shapes
 /// `rows`: `[M, code_size + 16]`.
-pub(crate) fn render_values<B: Backend>(
+pub(crate) fn render_values<B: KernelBackend>(
     decoder: &MeshDecoder<B>,
     rows: Tensor<B, 2>,
     size: usize,
@@ -86,7 +87,7 @@ pub struct MeshBranch<B: Backend> {
     pub decoder: MeshDecoder<B>,
 }
 
-impl<B: Backend> MeshBranch<B> {
+impl<B: KernelBackend> MeshBranch<B> {
     /// A new branch for `levels` feature maps of `channels` channels with `anchors` anchors
     /// per location. The head starts near zero (normal, σ = 0.01, zero bias) so every anchor
     /// starts from the default camera and light and the decoder's mean face.
@@ -134,7 +135,7 @@ impl<B: Backend> MeshBranch<B> {
             .head
             .iter()
             .zip(features)
-            .map(|(conv, f)| conv.forward(f.clone()))
+            .map(|(conv, f)| conv2d_layer(conv, f.clone()))
             .collect();
         flatten_levels(maps, per_anchor)
     }

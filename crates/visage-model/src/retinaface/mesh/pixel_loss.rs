@@ -13,6 +13,7 @@
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use visage_boxes::BoxXyxy;
+use visage_kernels::KernelBackend;
 
 use super::crops::HostImages;
 use super::{render_values, MeshBranch, MeshSpec};
@@ -41,7 +42,7 @@ pub(crate) fn spread(positives: &[usize], max: usize) -> Vec<usize> {
 
 /// `L_pixel` of a batch (`[1]`, differentiable in the dense outputs and, unless frozen, the
 /// decoder); a connected zero when the batch has no positive.
-pub(crate) fn pixel_loss<B: Backend>(
+pub(crate) fn pixel_loss<B: KernelBackend>(
     branch: &MeshBranch<B>,
     spec: &MeshSpec,
     inputs: &PixelLossInputs<'_, B>,

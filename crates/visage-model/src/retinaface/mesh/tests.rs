@@ -6,6 +6,7 @@ use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::Distribution;
+use visage_kernels::KernelBackend;
 
 use crate::common::pixels::PixelNormalisation;
 use crate::common::targets::FaceTargets;
@@ -94,7 +95,7 @@ fn decoder_gets_gradients(extra: &str) -> (bool, bool) {
 
 struct IdCollector<'a>(&'a mut Vec<burn::module::ParamId>);
 
-impl<B: Backend> burn::module::ModuleVisitor<B> for IdCollector<'_> {
+impl<B: KernelBackend> burn::module::ModuleVisitor<B> for IdCollector<'_> {
     fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<B, D>>) {
         self.0.push(param.id);
     }

@@ -1,0 +1,203 @@
+//! Image-to-column in NCHW order: the patches of one image as a `[C·kh·kw, oh·ow]` row-major
+//! matrix (row `(c, ky, kx)`, column `(oy, ox)`), so that a convolution is one matrix product
+//! `weight[out, C·kh·kw] × columns` whose result is already the NCHW output plane by plane.
+
+use rayon::prelude::*;
+
+/// The geometry of one 2-D convolution (symmetric padding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeometry {
+    /// Input channels (of one group).
+    pub channels: usize,
+    /// Input height and width.
+    pub input: [usize; 2],
+    /// Kernel height and width.
+    pub kernel: [usize; 2],
+    /// Stride (≥ 1).
+    pub stride: [usize; 2],
+    /// Zero padding added on both sides.
+    pub padding: [usize; 2],
+    /// Dilation (≥ 1).
+    pub dilation: [usize; 2],
+}
+
+impl ConvGeometry {
+    /// Output height and width: `(n + 2·pad − dil·(k − 1) − 1) / stride + 1`, or 0 when the
+    /// dilated kernel does not fit.
+    pub fn output(&self) -> [usize; 2] {
+        [0, 1].map(|d| {
+            let span = self.dilation[d] * (self.kernel[d] - 1) + 1;
+            let padded = self.input[d] + 2 * self.padding[d];
+            if padded < span {
+                0
+            } else {
+                (padded - span) / self.stride[d] + 1
+            }
+        })
+    }
+
+    /// Rows of the column matrix: `C · kh · kw`.
+    pub fn rows(&self) -> usize {
+        self.channels * self.kernel[0] * self.kernel[1]
+    }
+
+    /// Whether the columns are the input itself (1×1, stride 1, no padding).
+    pub fn is_pointwise(&self) -> bool {
+        self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
+    }
+}
+
+/// Fills `columns` (`[rows(), oh·ow]`, row-major) from one image `input` (`[C, h, w]`);
+/// out-of-image taps are zero.
+///
+/// # Panics
+/// If a slice length does not match the geometry.
+pub fn im2col(input: &[f32], geometry: &ConvGeometry, columns: &mut [f32]) {
+    let [h, w] = geometry.input;
+    let [oh, ow] = geometry.output();
+    let [kh, kw] = geometry.kernel;
+    assert_eq!(
+        input.len(),
+        geometry.channels * h * w,
+        "input of the geometry"
+    );
+    assert_eq!(
+        columns.len(),
+        geometry.rows() * oh * ow,
+        "columns of the geometry"
+    );
+    let fill_row = |(row, dst): (usize, &mut [f32])| {
+        let c = row / (kh * kw);
+        let ky = (row / kw) % kh;
+        let kx = row % kw;
+        let plane = &input[c * h * w..(c + 1) * h * w];
+        fill_tap(plane, geometry, [ky, kx], dst);
+    };
+    let plane_out = (oh * ow).max(1);
+    // Rows are independent; split them across threads when there is enough to copy.
+    if columns.len() >= 1 << 16 {
+        columns
+            .par_chunks_mut(plane_out)
+            .enumerate()
+            .for_each(fill_row);
+    } else {
+        columns.chunks_mut(plane_out).enumerate().for_each(fill_row);
+    }
+}
+
+/// One row of the column matrix: input plane `plane` (`[h, w]`) sampled at kernel tap
+/// `[ky, kx]` for every output position, written to `dst` (`[oh · ow]`).
+fn fill_tap(plane: &[f32], geometry: &ConvGeometry, [ky, kx]: [usize; 2], dst: &mut [f32]) {
+    let [h, w] = geometry.input;
+    let [_, ow] = geometry.output();
+    let [sy, sx] = geometry.stride;
+    let [py, px] = geometry.padding;
+    let [dy, dx] = geometry.dilation;
+    // Output columns whose input column `ox·sx + kx·dx − px` lies inside [0, w).
+    let offset = kx * dx;
+    let first = px.saturating_sub(offset).div_ceil(sx);
+    let end = if w + px > offset {
+        ((w + px - offset - 1) / sx + 1).min(ow)
+    } else {
+        0
+    };
+    for (oy, out_row) in dst.chunks_mut(ow.max(1)).enumerate() {
+        let iy = (oy * sy + ky * dy) as isize - py as isize;
+        if iy < 0 || iy >= h as isize || first >= end {
+            out_row.fill(0.0);
+            continue;
+        }
+        let src = &plane[iy as usize * w..(iy as usize + 1) * w];
+        out_row[..first].fill(0.0);
+        out_row[end..].fill(0.0);
+        let start = first * sx + offset - px;
+        if sx == 1 {
+            out_row[first..end].copy_from_slice(&src[start..start + (end - first)]);
+        } else {
+            for (o, &v) in out_row[first..end]
+                .iter_mut()
+                .zip(src[start..].iter().step_by(sx))
+            {
+                *o = v;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition, one tap at a time.
+    fn reference(input: &[f32], g: &ConvGeometry) -> Vec<f32> {
+        let [h, w] = g.input;
+        let [oh, ow] = g.output();
+        let mut out = Vec::new();
+        for c in 0..g.channels {
+            for ky in 0..g.kernel[0] {
+                for kx in 0..g.kernel[1] {
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let iy = (oy * g.stride[0] + ky * g.dilation[0]) as isize
+                                - g.padding[0] as isize;
+                            let ix = (ox * g.stride[1] + kx * g.dilation[1]) as isize
+                                - g.padding[1] as isize;
+                            let inside =
+                                (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix);
+                            out.push(if inside {
+                                input[c * h * w + iy as usize * w + ix as usize]
+                            } else {
+                                0.0
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn columns_equal_the_definition() {
+        for (channels, input, kernel, stride, padding, dilation) in [
+            (3, [7, 9], [3, 3], [1, 1], [1, 1], [1, 1]),
+            (2, [8, 5], [3, 3], [2, 2], [1, 1], [1, 1]),
+            (2, [9, 10], [7, 7], [2, 2], [3, 3], [1, 1]),
+            (1, [6, 6], [3, 3], [1, 2], [2, 0], [2, 1]),
+            (4, [5, 4], [1, 1], [2, 2], [0, 0], [1, 1]),
+            (1, [2, 3], [5, 5], [1, 1], [2, 2], [1, 1]),
+            (1, [3, 3], [3, 3], [3, 3], [0, 0], [1, 1]),
+        ] {
+            let g = ConvGeometry {
+                channels,
+                input,
+                kernel,
+                stride,
+                padding,
+                dilation,
+            };
+            let n = channels * input[0] * input[1];
+            let x: Vec<f32> = (0..n).map(|i| i as f32 + 1.0).collect();
+            let [oh, ow] = g.output();
+            let mut cols = vec![f32::NAN; g.rows() * oh * ow];
+            im2col(&x, &g, &mut cols);
+            assert_eq!(cols, reference(&x, &g), "{g:?}");
+        }
+    }
+
+    #[test]
+    fn output_size_is_pytorchs() {
+        let g = |n: usize, k: usize, s: usize, p: usize, d: usize| ConvGeometry {
+            channels: 1,
+            input: [n, n],
+            kernel: [k, k],
+            stride: [s, s],
+            padding: [p, p],
+            dilation: [d, d],
+        };
+        assert_eq!(g(480, 3, 2, 1, 1).output(), [240, 240]);
+        assert_eq!(g(7, 3, 2, 1, 1).output(), [4, 4]);
+        assert_eq!(g(5, 3, 1, 0, 2).output(), [1, 1]);
+        assert_eq!(g(2, 5, 1, 0, 1).output(), [0, 0]);
+    }
+}

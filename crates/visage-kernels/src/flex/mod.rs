@@ -1,0 +1,196 @@
+//! [`KernelBackend`] for Burn's CPU backend `Flex`: convolutions as one matrix product per
+//! image over NCHW columns ([`im2col`]), computed by `faer` (run-time choice of AVX2 or
+//! AVX-512 kernels, threads from the current rayon pool). burn-flex 0.21 instead copies every
+//! input to NHWC, builds columns per 512-pixel tile and multiplies with its own gemm, about
+//! 2.5–3× slower at these shapes (benches/RESULTS.md, issue 12).
+//!
+//! Depthwise 3×3 convolutions (padding 1, stride 1 or 2) have their own kernel
+//! ([`depthwise`]); other grouped convolutions and other float types keep Flex's.
+
+pub mod depthwise;
+pub mod im2col;
+
+use burn::backend::flex::FlexTensor;
+use burn::backend::Flex;
+use burn::tensor::ops::{ConvOptions, ModuleOps};
+use burn::tensor::{DType, TensorData};
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+
+use crate::KernelBackend;
+use depthwise::Depthwise3x3;
+use im2col::{im2col, ConvGeometry};
+
+impl KernelBackend for Flex {
+    fn visage_conv2d(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: Option<FlexTensor>,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        let all_f32 = x.dtype() == DType::F32
+            && weight.dtype() == DType::F32
+            && bias.as_ref().is_none_or(|b| b.dtype() == DType::F32);
+        if !all_f32 {
+            return Flex::conv2d(x, weight, bias, options);
+        }
+        if options.groups == 1 {
+            return conv2d_f32(&x, &weight, bias.as_ref(), &options);
+        }
+        match depthwise_3x3(&x, &weight, &options) {
+            Some(geometry) => depthwise_f32(&x, &weight, bias.as_ref(), geometry),
+            None => Flex::conv2d(x, weight, bias, options),
+        }
+    }
+}
+
+/// The four dimensions of a rank-4 tensor.
+fn dims4(t: &FlexTensor) -> [usize; 4] {
+    let shape = t.layout().shape();
+    assert_eq!(shape.num_dims(), 4, "a rank-4 tensor");
+    [shape[0], shape[1], shape[2], shape[3]]
+}
+
+/// An f32 tensor's values in row-major order (copied only if it is a strided view).
+fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+    match t.as_slice::<f32>() {
+        Some(slice) => std::borrow::Cow::Borrowed(slice),
+        None => std::borrow::Cow::Owned(
+            t.to_contiguous()
+                .as_slice::<f32>()
+                .expect("a contiguous f32 tensor")
+                .to_vec(),
+        ),
+    }
+}
+
+/// The threads a matrix product may use: those of the current rayon pool.
+fn parallelism() -> Par {
+    match rayon::current_num_threads() {
+        0 | 1 => Par::Seq,
+        n => Par::rayon(n),
+    }
+}
+
+/// `dst[m, n] (+)= a[m, k] · b[k, n]`, all row-major.
+fn matmul_rows(dst: &mut [f32], a: &[f32], b: &[f32], [m, k, n]: [usize; 3], accumulate: bool) {
+    let a = MatRef::from_row_major_slice(a, m, k);
+    let b = MatRef::from_row_major_slice(b, k, n);
+    let dst = MatMut::from_row_major_slice_mut(dst, m, n);
+    let accum = if accumulate {
+        Accum::Add
+    } else {
+        Accum::Replace
+    };
+    matmul(dst, accum, a, b, 1.0f32, parallelism());
+}
+
+/// An ungrouped f32 convolution, image by image: columns, then `weight · columns` (plus the
+/// bias, written first) straight into the output planes.
+fn conv2d_f32(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: Option<&FlexTensor>,
+    options: &ConvOptions<2>,
+) -> FlexTensor {
+    let [batch, channels, h, w] = dims4(x);
+    let [out_channels, weight_channels, kh, kw] = dims4(weight);
+    assert_eq!(
+        weight_channels, channels,
+        "conv2d: weight of {weight_channels} input channels for an input of {channels}"
+    );
+    let geometry = ConvGeometry {
+        channels,
+        input: [h, w],
+        kernel: [kh, kw],
+        stride: options.stride,
+        padding: options.padding,
+        dilation: options.dilation,
+    };
+    let [oh, ow] = geometry.output();
+    let (rows, plane) = (geometry.rows(), oh * ow);
+    let input = values(x);
+    let weight = values(weight);
+    let bias = bias.map(values);
+    let mut output = vec![0.0f32; batch * out_channels * plane];
+    let mut columns = if geometry.is_pointwise() {
+        Vec::new()
+    } else {
+        vec![0.0f32; rows * plane]
+    };
+    if plane > 0 {
+        let image_in = channels * h * w;
+        for (image, dst) in output.chunks_mut(out_channels * plane).enumerate() {
+            let src = &input[image * image_in..(image + 1) * image_in];
+            let cols: &[f32] = if geometry.is_pointwise() {
+                src
+            } else {
+                im2col(src, &geometry, &mut columns);
+                &columns
+            };
+            if let Some(bias) = &bias {
+                for (out_plane, &b) in dst.chunks_mut(plane).zip(bias.iter()) {
+                    out_plane.fill(b);
+                }
+            }
+            matmul_rows(
+                dst,
+                &weight,
+                cols,
+                [out_channels, rows, plane],
+                bias.is_some(),
+            );
+        }
+    }
+    FlexTensor::from_data(TensorData::new(output, [batch, out_channels, oh, ow]))
+}
+
+/// The geometry of a depthwise 3×3 convolution with padding 1, stride 1 or 2 and one filter
+/// per channel, or `None` for any other convolution.
+fn depthwise_3x3(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    options: &ConvOptions<2>,
+) -> Option<Depthwise3x3> {
+    let [_, channels, h, w] = dims4(x);
+    let [out_channels, per_group, kh, kw] = dims4(weight);
+    let stride = options.stride[0];
+    let fits = options.groups == channels
+        && out_channels == channels
+        && per_group == 1
+        && [kh, kw] == [3, 3]
+        && options.padding == [1, 1]
+        && options.dilation == [1, 1]
+        && options.stride == [stride, stride]
+        && (stride == 1 || stride == 2);
+    fits.then_some(Depthwise3x3 {
+        channels,
+        input: [h, w],
+        stride,
+    })
+}
+
+/// A depthwise 3×3 f32 convolution, image by image.
+fn depthwise_f32(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: Option<&FlexTensor>,
+    geometry: Depthwise3x3,
+) -> FlexTensor {
+    let [batch, channels, h, w] = dims4(x);
+    let [oh, ow] = geometry.output();
+    let input = values(x);
+    let weight = values(weight);
+    let bias = bias.map(values);
+    let mut output = vec![0.0f32; batch * channels * oh * ow];
+    if oh * ow > 0 {
+        for (image, dst) in output.chunks_mut(channels * oh * ow).enumerate() {
+            let src = &input[image * channels * h * w..(image + 1) * channels * h * w];
+            geometry.run(src, &weight, bias.as_deref(), dst);
+        }
+    }
+    FlexTensor::from_data(TensorData::new(output, [batch, channels, oh, ow]))
+}
+
+#[cfg(test)]
+mod tests;

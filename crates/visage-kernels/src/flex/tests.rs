@@ -1,0 +1,89 @@
+//! The Flex kernels against Burn's own ops (forward values; the gradients are Burn's, see
+//! `crate::backends`).
+
+use burn::backend::{Autodiff, Flex};
+use burn::prelude::*;
+use burn::tensor::module::conv2d as burn_conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::Distribution;
+
+use crate::conv2d;
+
+type B = Flex;
+
+fn random<const D: usize>(shape: [usize; D]) -> Tensor<B, D> {
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
+}
+
+/// max |a − b| / max |b|.
+fn relative<const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> f32 {
+    let scale = b.clone().abs().max().into_scalar().max(1e-12);
+    (a - b).abs().max().into_scalar() / scale
+}
+
+/// Odd sizes, strides 1 and 2, padding, dilation, bias, batch > 1, 1×1 with and without
+/// stride, a kernel wider than the input, depthwise 3×3 (strides 1 and 2, with bias, a
+/// 1×2 input) and other groupings (Flex's own kernel).
+#[test]
+fn conv2d_equals_burns() {
+    // (batch, in, out, h, w, kernel, stride, padding, dilation, groups, bias)
+    let cases = [
+        (1, 3, 8, 31, 45, [3, 3], [2, 2], [1, 1], [1, 1], 1, false),
+        (2, 8, 16, 17, 13, [1, 1], [1, 1], [0, 0], [1, 1], 1, true),
+        (3, 5, 7, 11, 9, [1, 1], [2, 2], [0, 0], [1, 1], 1, false),
+        (2, 16, 12, 15, 20, [3, 3], [1, 1], [1, 1], [1, 1], 1, true),
+        (1, 4, 6, 19, 23, [7, 7], [2, 2], [3, 3], [1, 1], 1, true),
+        (2, 6, 5, 12, 14, [3, 5], [1, 2], [2, 1], [2, 1], 1, false),
+        (1, 3, 4, 2, 3, [5, 5], [1, 1], [2, 2], [1, 1], 1, true),
+        (2, 8, 8, 9, 11, [3, 3], [2, 2], [1, 1], [1, 1], 8, false),
+        (2, 6, 6, 13, 10, [3, 3], [1, 1], [1, 1], [1, 1], 6, true),
+        (1, 5, 5, 1, 2, [3, 3], [2, 2], [1, 1], [1, 1], 5, true),
+        (1, 4, 8, 9, 7, [3, 3], [1, 1], [1, 1], [1, 1], 4, false),
+        (1, 8, 4, 9, 11, [3, 3], [1, 1], [1, 1], [1, 1], 2, true),
+    ];
+    for (n, c, o, h, w, k, stride, padding, dilation, groups, bias) in cases {
+        let x = random([n, c, h, w]);
+        let weight = random([o, c / groups, k[0], k[1]]);
+        let b = bias.then(|| random([o]));
+        let options = ConvOptions::new(stride, padding, dilation, groups);
+        let ours = conv2d(x.clone(), weight.clone(), b.clone(), options.clone());
+        let burns = burn_conv2d(x, weight, b, options);
+        assert_eq!(ours.dims(), burns.dims());
+        let d = relative(ours, burns);
+        assert!(d < 1e-5, "{n}x{c}x{h}x{w} → {o}, k {k:?} s {stride:?} p {padding:?} d {dilation:?} g {groups}: {d:e}");
+    }
+}
+
+/// A strided view as input (a slice of a larger tensor) gives the same result as a copy.
+#[test]
+fn conv2d_reads_strided_views() {
+    let big = random([2, 6, 20, 20]);
+    let view = big.slice([0..2, 1..5, 3..17, 2..19]);
+    let weight = random([3, 4, 3, 3]);
+    let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+    let ours = conv2d(view.clone(), weight.clone(), None, options.clone());
+    let burns = burn_conv2d(view, weight, None, options);
+    assert!(relative(ours, burns) < 1e-5);
+}
+
+/// Under autodiff the kernel is Burn's: values and gradients equal `burn::conv2d`'s.
+#[test]
+fn autodiff_runs_burns_convolution() {
+    type AD = Autodiff<Flex>;
+    let device = Default::default();
+    let x = Tensor::<AD, 4>::random([2, 3, 9, 8], Distribution::Normal(0.0, 1.0), &device)
+        .require_grad();
+    let weight = Tensor::<AD, 4>::random([4, 3, 3, 3], Distribution::Normal(0.0, 1.0), &device)
+        .require_grad();
+    let options = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
+    let ours = conv2d(x.clone(), weight.clone(), None, options.clone());
+    let grads = ours.clone().powi_scalar(2).sum().backward();
+    let (gx, gw) = (x.grad(&grads).unwrap(), weight.grad(&grads).unwrap());
+    let burns = burn_conv2d(x.clone(), weight.clone(), None, options);
+    let grads = burns.clone().powi_scalar(2).sum().backward();
+    ours.into_data().assert_eq(&burns.into_data(), true);
+    gx.into_data()
+        .assert_eq(&x.grad(&grads).unwrap().into_data(), true);
+    gw.into_data()
+        .assert_eq(&weight.grad(&grads).unwrap().into_data(), true);
+}
