@@ -1,13 +1,8 @@
-//! [`KernelBackend`] for the backends whose kernels are Burn's: autodiff (gradients of Burn's
-//! op, whatever the inner backend) and, with the `gpu` feature, cubecl (wgpu, CUDA) with or
-//! without fusion.
+//! [`KernelBackend`] for the backends whose kernels are Burn's, with the `gpu` feature: cubecl
+//! (wgpu, CUDA) with or without fusion. (Autodiff: [`crate::autodiff`].)
 
-use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::Autodiff;
-
+#[cfg(feature = "gpu")]
 use crate::KernelBackend;
-
-impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {}
 
 #[cfg(feature = "gpu")]
 impl<R, F, I, BT> KernelBackend for burn_cubecl::CubeBackend<R, F, I, BT>

@@ -7,6 +7,7 @@
 //! Models call [`conv2d_layer`] (a `Conv2d` module's forward) instead of `Conv2d::forward`,
 //! and are generic over `B: KernelBackend`.
 
+mod autodiff;
 mod backends;
 pub mod flex;
 
@@ -31,6 +32,36 @@ pub trait KernelBackend: Backend {
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
         Self::conv2d(x, weight, bias, options)
+    }
+
+    /// The gradient of [`visage_conv2d`](Self::visage_conv2d) with respect to `x`, as
+    /// `Backend::conv2d_x_backward`.
+    ///
+    /// # Shapes
+    /// `x`, the result: `[batch, in, h, w]`; `weight`: `[out, in / groups, kh, kw]`;
+    /// `output_grad`: the convolution's output shape.
+    fn visage_conv2d_x_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_x_backward(x, weight, output_grad, options)
+    }
+
+    /// The gradient of [`visage_conv2d`](Self::visage_conv2d) with respect to `weight`, as
+    /// `Backend::conv2d_weight_backward`.
+    ///
+    /// # Shapes
+    /// `x`: `[batch, in, h, w]`; `weight`, the result: `[out, in / groups, kh, kw]`;
+    /// `output_grad`: the convolution's output shape.
+    fn visage_conv2d_weight_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_weight_backward(x, weight, output_grad, options)
     }
 }
 

@@ -124,6 +124,88 @@ fn fill_tap(plane: &[f32], geometry: &ConvGeometry, [ky, kx]: [usize; 2], dst: &
     }
 }
 
+/// The adjoint of [`im2col`]: adds every entry of `columns` (`[rows(), oh·ow]`) into the
+/// input position it was read from, giving the gradient of one image (`[C, h, w]`, overwritten)
+/// from the gradient of its columns. Out-of-image taps are dropped.
+///
+/// # Panics
+/// If a slice length does not match the geometry.
+pub fn col2im(columns: &[f32], geometry: &ConvGeometry, input: &mut [f32]) {
+    let [h, w] = geometry.input;
+    let [oh, ow] = geometry.output();
+    let [kh, kw] = geometry.kernel;
+    assert_eq!(
+        input.len(),
+        geometry.channels * h * w,
+        "input of the geometry"
+    );
+    assert_eq!(
+        columns.len(),
+        geometry.rows() * oh * ow,
+        "columns of the geometry"
+    );
+    let plane_out = oh * ow;
+    let channel = |(c, plane): (usize, &mut [f32])| {
+        plane.fill(0.0);
+        if plane_out == 0 {
+            return;
+        }
+        let rows = &columns[c * kh * kw * plane_out..(c + 1) * kh * kw * plane_out];
+        for (tap, row) in rows.chunks(plane_out).enumerate() {
+            add_tap(row, geometry, [tap / kw, tap % kw], plane);
+        }
+    };
+    if input.len() >= 1 << 16 && rayon::current_num_threads() > 1 {
+        input.par_chunks_mut(h * w).enumerate().for_each(channel);
+    } else {
+        input.chunks_mut(h * w).enumerate().for_each(channel);
+    }
+}
+
+/// The adjoint of [`fill_tap`]: `src` (`[oh · ow]`) added into `plane` (`[h, w]`) at kernel
+/// tap `[ky, kx]`.
+fn add_tap(src: &[f32], geometry: &ConvGeometry, [ky, kx]: [usize; 2], plane: &mut [f32]) {
+    let [h, w] = geometry.input;
+    let [_, ow] = geometry.output();
+    let [sy, sx] = geometry.stride;
+    let [py, px] = geometry.padding;
+    let [dy, dx] = geometry.dilation;
+    let offset = kx * dx;
+    let first = px.saturating_sub(offset).div_ceil(sx);
+    let end = if w + px > offset {
+        ((w + px - offset - 1) / sx + 1).min(ow)
+    } else {
+        0
+    };
+    if first >= end {
+        return;
+    }
+    for (oy, src_row) in src.chunks(ow).enumerate() {
+        let iy = (oy * sy + ky * dy) as isize - py as isize;
+        if iy < 0 || iy >= h as isize {
+            continue;
+        }
+        let dst = &mut plane[iy as usize * w..(iy as usize + 1) * w];
+        let start = first * sx + offset - px;
+        if sx == 1 {
+            for (d, &v) in dst[start..start + (end - first)]
+                .iter_mut()
+                .zip(&src_row[first..end])
+            {
+                *d += v;
+            }
+        } else {
+            for (d, &v) in dst[start..]
+                .iter_mut()
+                .step_by(sx)
+                .zip(&src_row[first..end])
+            {
+                *d += v;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,5 +281,42 @@ mod tests {
         assert_eq!(g(7, 3, 2, 1, 1).output(), [4, 4]);
         assert_eq!(g(5, 3, 1, 0, 2).output(), [1, 1]);
         assert_eq!(g(2, 5, 1, 0, 1).output(), [0, 0]);
+    }
+
+    /// `<im2col(x), c> = <x, col2im(c)>` for every geometry of the test above (the adjoint
+    /// property that makes col2im the input gradient).
+    #[test]
+    fn col2im_is_the_adjoint_of_im2col() {
+        for (channels, input, kernel, stride, padding, dilation) in [
+            (3, [7, 9], [3, 3], [1, 1], [1, 1], [1, 1]),
+            (2, [8, 5], [3, 3], [2, 2], [1, 1], [1, 1]),
+            (2, [9, 10], [7, 7], [2, 2], [3, 3], [1, 1]),
+            (1, [6, 6], [3, 3], [1, 2], [2, 0], [2, 1]),
+            (4, [5, 4], [1, 1], [2, 2], [0, 0], [1, 1]),
+            (1, [2, 3], [5, 5], [1, 1], [2, 2], [1, 1]),
+        ] {
+            let g = ConvGeometry {
+                channels,
+                input,
+                kernel,
+                stride,
+                padding,
+                dilation,
+            };
+            let n = channels * input[0] * input[1];
+            let x: Vec<f64> = (0..n).map(|i| ((i * 13) % 7) as f64 - 3.0).collect();
+            let [oh, ow] = g.output();
+            let m = g.rows() * oh * ow;
+            let c: Vec<f64> = (0..m).map(|i| ((i * 5) % 11) as f64 - 5.0).collect();
+            let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let c32: Vec<f32> = c.iter().map(|&v| v as f32).collect();
+            let mut cols = vec![0.0f32; m];
+            im2col(&x32, &g, &mut cols);
+            let mut back = vec![f32::NAN; n];
+            col2im(&c32, &g, &mut back);
+            let lhs: f64 = cols.iter().zip(&c).map(|(&a, &b)| a as f64 * b).sum();
+            let rhs: f64 = back.iter().zip(&x).map(|(&a, &b)| a as f64 * b).sum();
+            assert_eq!(lhs, rhs, "{g:?}");
+        }
     }
 }

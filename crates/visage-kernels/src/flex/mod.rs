@@ -7,6 +7,7 @@
 //! Depthwise 3×3 convolutions (padding 1, stride 1 or 2) have their own kernel
 //! ([`depthwise`]); other grouped convolutions and other float types keep Flex's.
 
+mod backward;
 pub mod depthwise;
 pub mod im2col;
 
@@ -28,10 +29,8 @@ impl KernelBackend for Flex {
         bias: Option<FlexTensor>,
         options: ConvOptions<2>,
     ) -> FlexTensor {
-        let all_f32 = x.dtype() == DType::F32
-            && weight.dtype() == DType::F32
-            && bias.as_ref().is_none_or(|b| b.dtype() == DType::F32);
-        if !all_f32 {
+        let f32_only = all_f32(&[&x, &weight]) && bias.as_ref().is_none_or(|b| all_f32(&[b]));
+        if !f32_only {
             return Flex::conv2d(x, weight, bias, options);
         }
         if options.groups == 1 {
@@ -42,6 +41,37 @@ impl KernelBackend for Flex {
             None => Flex::conv2d(x, weight, bias, options),
         }
     }
+
+    fn visage_conv2d_x_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        if all_f32(&[&x, &weight, &output_grad]) && options.groups == 1 {
+            backward::conv2d_x_backward_f32(&x, &weight, &output_grad, &options)
+        } else {
+            Flex::conv2d_x_backward(x, weight, output_grad, options)
+        }
+    }
+
+    fn visage_conv2d_weight_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        if all_f32(&[&x, &weight, &output_grad]) && options.groups == 1 {
+            backward::conv2d_weight_backward_f32(&x, &weight, &output_grad, &options)
+        } else {
+            Flex::conv2d_weight_backward(x, weight, output_grad, options)
+        }
+    }
+}
+
+/// Whether every tensor holds f32.
+fn all_f32(tensors: &[&FlexTensor]) -> bool {
+    tensors.iter().all(|t| t.dtype() == DType::F32)
 }
 
 /// The four dimensions of a rank-4 tensor.

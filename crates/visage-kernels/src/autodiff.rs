@@ -1,0 +1,150 @@
+//! [`KernelBackend`] for `Autodiff<B>`: the convolution's forward and both of its gradients
+//! run the inner backend's visage kernels (`B::visage_conv2d`, `B::visage_conv2d_x_backward`,
+//! `B::visage_conv2d_weight_backward`), so training on `Autodiff<Flex>` uses the faster
+//! kernels and training on a GPU backend runs exactly Burn's ops (their defaults). The bias
+//! gradient is Burn's (`Backend::conv2d_bias_backward`). Recorded like Burn's own conv2d:
+//! compute-bound, inputs checkpointed.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::NodeId;
+use burn::backend::Autodiff;
+use burn::tensor::ops::{ConvOptions, FloatTensor};
+
+use crate::KernelBackend;
+
+/// The backward step of a convolution with a bias (parents: input, weight, bias).
+#[derive(Debug)]
+struct ConvWithBias;
+
+/// The backward step of a convolution without a bias (parents: input, weight).
+#[derive(Debug)]
+struct ConvNoBias;
+
+/// The input's and the weight's gradients, registered for the parents that track one.
+fn register_input_and_weight<B: KernelBackend>(
+    [node_x, node_weight]: [Option<NodeId>; 2],
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    options: ConvOptions<2>,
+    grads: &mut Gradients,
+) {
+    if let Some(id) = node_x {
+        let dx =
+            B::visage_conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), options.clone());
+        grads.register::<B>(id, dx);
+    }
+    if let Some(id) = node_weight {
+        grads.register::<B>(
+            id,
+            B::visage_conv2d_weight_backward(x, weight, grad, options),
+        );
+    }
+}
+
+impl<B: KernelBackend> Backward<B, 3> for ConvWithBias {
+    type State = (NodeId, NodeId, NodeId, ConvOptions<2>);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, weight, bias, options) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x);
+        let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight);
+        let bias = checkpointer.retrieve_node_output::<FloatTensor<B>>(bias);
+        if let Some(node) = node_bias {
+            let db = B::conv2d_bias_backward(x.clone(), bias, grad.clone());
+            grads.register::<B>(node.id, db);
+        }
+        let parents = [node_x.map(|n| n.id), node_weight.map(|n| n.id)];
+        register_input_and_weight::<B>(parents, x, weight, grad, options, grads);
+    }
+}
+
+impl<B: KernelBackend> Backward<B, 2> for ConvNoBias {
+    type State = (NodeId, NodeId, ConvOptions<2>);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, weight, options) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x);
+        let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight);
+        let parents = ops.parents.map(|parent| parent.map(|n| n.id));
+        register_input_and_weight::<B>(parents, x, weight, grad, options, grads);
+    }
+}
+
+impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
+    fn visage_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        match bias {
+            Some(bias) => match ConvWithBias
+                .prepare::<C>([x.node.clone(), weight.node.clone(), bias.node.clone()])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(mut prep) => {
+                    let state = (
+                        prep.checkpoint(&x),
+                        prep.checkpoint(&weight),
+                        prep.checkpoint(&bias),
+                        options.clone(),
+                    );
+                    let out = B::visage_conv2d(
+                        x.primitive,
+                        weight.primitive,
+                        Some(bias.primitive),
+                        options,
+                    );
+                    prep.finish(state, out)
+                }
+                OpsKind::UnTracked(prep) => prep.finish(B::visage_conv2d(
+                    x.primitive,
+                    weight.primitive,
+                    Some(bias.primitive),
+                    options,
+                )),
+            },
+            None => match ConvNoBias
+                .prepare::<C>([x.node.clone(), weight.node.clone()])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(mut prep) => {
+                    let state = (
+                        prep.checkpoint(&x),
+                        prep.checkpoint(&weight),
+                        options.clone(),
+                    );
+                    prep.finish(
+                        state,
+                        B::visage_conv2d(x.primitive, weight.primitive, None, options),
+                    )
+                }
+                OpsKind::UnTracked(prep) => prep.finish(B::visage_conv2d(
+                    x.primitive,
+                    weight.primitive,
+                    None,
+                    options,
+                )),
+            },
+        }
+    }
+}
