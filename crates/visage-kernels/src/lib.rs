@@ -1,8 +1,9 @@
 //! Faster CPU kernels for the layers that dominate a detector's time, added to Burn through
 //! its backend-extension pattern: [`KernelBackend`] extends `Backend` with the operations
-//! below; each has a default body that is Burn's own op, so the GPU backends (wgpu, CUDA) and
-//! `Autodiff<B>` (whose gradients come from Burn's op) run exactly what they ran before, and
-//! `Flex` (Burn's CPU backend) overrides them with the kernels in [`flex`].
+//! below; each has a default body that is Burn's own op, so the GPU backends (wgpu, CUDA) run
+//! exactly what they ran before, and `Flex` (Burn's CPU backend) overrides them with the
+//! kernels in [`flex`]. `Autodiff<B>` records the convolution as its own operation whose
+//! backward runs the inner backend's gradient kernels (`autodiff`).
 //!
 //! Models call [`conv2d_layer`] (a `Conv2d` module's forward) instead of `Conv2d::forward`,
 //! and are generic over `B: KernelBackend`.
