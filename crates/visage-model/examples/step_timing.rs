@@ -24,6 +24,7 @@ fn main() {
     let size: usize = args.get(3).map_or(256, |s| s.parse().unwrap());
     let device = Default::default();
     let mut det = RetinaNet::<Ad>::new(&spec, &device).unwrap();
+    println!("parameters (Burn's count, running statistics included): {}", det.num_params());
     let images = Tensor::<Ad, 4>::random(
         [batch, 3, size, size],
         burn::tensor::Distribution::Normal(0.0, 1.0),
