@@ -1,5 +1,7 @@
 //! Times the forward pass and a full training step (forward, loss, backward, SGD) of a detector
 //! spec on the CPU (`Flex`): `cargo run -p visage-model --example step_timing -- SPEC.toml B S [STEPS]`.
+//! `STEP_IN_POOL=1` runs the training steps inside a rayon pool (the backend's parallel
+//! kernels then start from a worker thread instead of being handed over from the main one).
 
 use std::time::Instant;
 
@@ -24,7 +26,10 @@ fn main() {
     let size: usize = args.get(3).map_or(256, |s| s.parse().unwrap());
     let device = Default::default();
     let mut det = RetinaNet::<Ad>::new(&spec, &device).unwrap();
-    println!("parameters (Burn's count, running statistics included): {}", det.num_params());
+    println!(
+        "parameters (Burn's count, running statistics included): {}",
+        det.num_params()
+    );
     let images = Tensor::<Ad, 4>::random(
         [batch, 3, size, size],
         burn::tensor::Distribution::Normal(0.0, 1.0),
@@ -56,21 +61,31 @@ fn main() {
     }
     let steps: usize = args.get(4).map_or(3, |s| s.parse().unwrap());
     let mut optim = SgdConfig::new().init();
-    for _ in 0..steps {
-        let t = Instant::now();
-        let out = det.forward(images.clone());
-        let t_fwd = t.elapsed();
-        let parts = det.loss(&out, &faces).unwrap();
-        let v = parts.values().unwrap();
-        let t_loss = t.elapsed();
-        let grads = GradientsParams::from_grads(parts.total.backward(), &det);
-        let t_bwd = t.elapsed();
-        det = optim.step(0.001, det, grads);
-        let t_all = t.elapsed();
-        println!(
-            "train step: forward {:.0} ms, +loss {:.0} ms, +backward {:.0} ms, +sgd {:.0} ms (loss {:.3}) => {:.1} img/s",
-            t_fwd.as_secs_f64() * 1e3, t_loss.as_secs_f64() * 1e3, t_bwd.as_secs_f64() * 1e3, t_all.as_secs_f64() * 1e3, v.total,
-            batch as f64 / t_all.as_secs_f64()
-        );
+    let run = move || {
+        for _ in 0..steps {
+            let t = Instant::now();
+            let out = det.forward(images.clone());
+            let t_fwd = t.elapsed();
+            let parts = det.loss(&out, &faces).unwrap();
+            let v = parts.values().unwrap();
+            let t_loss = t.elapsed();
+            let grads = GradientsParams::from_grads(parts.total.backward(), &det);
+            let t_bwd = t.elapsed();
+            det = optim.step(0.001, det, grads);
+            let t_all = t.elapsed();
+            println!(
+                "train step: forward {:.0} ms, +loss {:.0} ms, +backward {:.0} ms, +sgd {:.0} ms (loss {:.3}) => {:.1} img/s",
+                t_fwd.as_secs_f64() * 1e3, t_loss.as_secs_f64() * 1e3, t_bwd.as_secs_f64() * 1e3, t_all.as_secs_f64() * 1e3, v.total,
+                batch as f64 / t_all.as_secs_f64()
+            );
+        }
+    };
+    if std::env::var("STEP_IN_POOL").is_ok() {
+        rayon::ThreadPoolBuilder::new()
+            .build()
+            .expect("a rayon pool")
+            .install(run);
+    } else {
+        run();
     }
 }
