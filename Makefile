@@ -3,13 +3,12 @@ CARGO  ?= cargo
 # Cargo's output folder: `target/`, or CARGO_TARGET_DIR when it is set.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 VISAGE := $(TARGET_DIR)/debug/visage
-# The quickstart trains with the release build (2.4x the dev build's images/s on 2 cores).
 VISAGE_RELEASE := $(TARGET_DIR)/release/visage
 # The shared WIDER FACE ground truth and fixtures live beside the repository; tests that need
 # them skip (printing why) when VISAGE_SHARED_DIR does not point at them.
 SHARED ?= $(abspath ../shared)
 
-.PHONY: build build-release quickstart test test-wgpu lint check-gpu ci
+.PHONY: build build-release build-quickstart quickstart test test-wgpu lint check-gpu ci
 
 build:
 	$(CARGO) build -p visage
@@ -17,10 +16,16 @@ build:
 build-release:
 	$(CARGO) build --release -p visage
 
+# The quickstart's build is the dev build `make test` makes: the same profile (dependencies at
+# opt-level 3, see Cargo.toml) and the same features — building the examples too turns on the
+# dev-dependencies' features, as the tests do — so the two commands compile Burn once.
+build-quickstart:
+	$(CARGO) build --workspace --bins --examples $(TEST_FEATURES)
+
 # Generate the synthetic set if missing, train the tiny detector on the CPU, evaluate it.
-quickstart: build-release
-	$(VISAGE_RELEASE) train --config configs/quickstart.toml --overwrite
-	$(VISAGE_RELEASE) eval --split val --weights runs/quickstart/best
+quickstart: build-quickstart
+	$(VISAGE) train --config configs/quickstart.toml --overwrite
+	$(VISAGE) eval --split val --weights runs/quickstart/best
 
 # The tests include Burn's wgpu backend: every layer, the DF²S² training step and detection
 # on it against Flex (on Mesa's software Vulkan where there is no GPU: apt-get install
