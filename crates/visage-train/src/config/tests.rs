@@ -265,7 +265,13 @@ max_image_pixels = 1000
 
 #[test]
 fn devices_parse_and_replicas_is_refused_with_what_to_use() {
-    let text = std::fs::read_to_string(quickstart_path()).unwrap();
+    // The quickstart without its own `devices` line, so each case sets the key once.
+    let text: String = std::fs::read_to_string(quickstart_path())
+        .unwrap()
+        .lines()
+        .filter(|line| !line.starts_with("devices ="))
+        .map(|line| format!("{line}\n"))
+        .collect();
     let with = |line: &str| -> Result<ExperimentConfig, String> {
         let text = text.replace("[train]\n", &format!("[train]\n{line}\n"));
         let config: ExperimentConfig = toml::from_str(&text).map_err(|e| e.to_string())?;
