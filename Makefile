@@ -3,7 +3,6 @@ CARGO  ?= cargo
 # Cargo's output folder: `target/`, or CARGO_TARGET_DIR when it is set.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 VISAGE := $(TARGET_DIR)/debug/visage
-VISAGE_RELEASE := $(TARGET_DIR)/release/visage
 # The shared WIDER FACE ground truth and fixtures live beside the repository; tests that need
 # them skip (printing why) when VISAGE_SHARED_DIR does not point at them.
 SHARED ?= $(abspath ../shared)
