@@ -9,6 +9,7 @@ pub mod attention;
 pub mod detection_head;
 mod error;
 pub mod flatten;
+pub mod group_norm;
 pub mod retina_head;
 pub mod rfe;
 pub mod shared_head;

@@ -4,6 +4,8 @@
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Initializer, PaddingConfig2d};
+
+use crate::group_norm::group_norm;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use visage_kernels::{conv2d_layer, KernelBackend};
@@ -167,7 +169,7 @@ impl<B: KernelBackend> ConvBlock<B> {
     pub fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
         let x = conv2d_layer(&self.conv, input);
         let x = match &self.norm {
-            Some(norm) => norm.forward(x),
+            Some(norm) => group_norm(norm, x),
             None => x,
         };
         relu(x)

@@ -4,6 +4,10 @@
 //! kernels and training on a GPU backend runs exactly Burn's ops (their defaults). The bias
 //! gradient is Burn's (`Backend::conv2d_bias_backward`). Recorded like Burn's own conv2d:
 //! compute-bound, inputs checkpointed.
+//!
+//! Max pooling runs `B::visage_max_pool2d_with_indices` forward and the inner backend's own
+//! `max_pool2d_with_indices_backward` (which reads the indices in that backend's layout), as
+//! Burn records its own max pooling.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -11,7 +15,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::NodeId;
 use burn::backend::Autodiff;
-use burn::tensor::ops::{ConvOptions, FloatTensor};
+use burn::tensor::ops::{ConvOptions, FloatTensor, IntTensor};
 
 use crate::KernelBackend;
 
@@ -87,7 +91,97 @@ impl<B: KernelBackend> Backward<B, 2> for ConvNoBias {
     }
 }
 
+/// The backward step of a max pooling (parent: input).
+#[derive(Debug)]
+struct MaxPool;
+
+/// What [`MaxPool`]'s backward needs: the input, the maxima's indices, and the kernel size,
+/// stride, padding, dilation and ceil mode.
+type MaxPoolState<B> = (
+    NodeId,
+    IntTensor<B>,
+    [usize; 2],
+    [usize; 2],
+    [usize; 2],
+    [usize; 2],
+    bool,
+);
+
+impl<B: KernelBackend> Backward<B, 1> for MaxPool {
+    type State = MaxPoolState<B>;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, indices, kernel_size, stride, padding, dilation, ceil_mode) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x);
+        if let Some(node) = node_x {
+            let dx = B::max_pool2d_with_indices_backward(
+                x,
+                kernel_size,
+                stride,
+                padding,
+                dilation,
+                ceil_mode,
+                grad,
+                indices,
+            );
+            grads.register::<B>(node.id, dx.x_grad);
+        }
+    }
+}
+
 impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
+    fn visage_max_pool2d(
+        x: FloatTensor<Self>,
+        kernel_size: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+        ceil_mode: bool,
+    ) -> FloatTensor<Self> {
+        match MaxPool
+            .prepare::<C>([x.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let pooled = B::visage_max_pool2d_with_indices(
+                    x.primitive,
+                    kernel_size,
+                    stride,
+                    padding,
+                    dilation,
+                    ceil_mode,
+                );
+                let state = (
+                    x_state,
+                    pooled.indices,
+                    kernel_size,
+                    stride,
+                    padding,
+                    dilation,
+                    ceil_mode,
+                );
+                prep.finish(state, pooled.output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::visage_max_pool2d(
+                x.primitive,
+                kernel_size,
+                stride,
+                padding,
+                dilation,
+                ceil_mode,
+            )),
+        }
+    }
+
     fn visage_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

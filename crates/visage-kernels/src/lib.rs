@@ -2,21 +2,22 @@
 //! its backend-extension pattern: [`KernelBackend`] extends `Backend` with the operations
 //! below; each has a default body that is Burn's own op, so the GPU backends (wgpu, CUDA) run
 //! exactly what they ran before, and `Flex` (Burn's CPU backend) overrides them with the
-//! kernels in [`flex`]. `Autodiff<B>` records the convolution as its own operation whose
-//! backward runs the inner backend's gradient kernels (`autodiff`).
+//! kernels in [`flex`]. `Autodiff<B>` records the convolution and the max pooling as its own
+//! operations whose backward runs the inner backend's gradient kernels (`autodiff`).
 //!
-//! Models call [`conv2d_layer`] (a `Conv2d` module's forward) instead of `Conv2d::forward`,
-//! and are generic over `B: KernelBackend`.
+//! Models call [`conv2d_layer`] and [`max_pool2d_layer`] (a `Conv2d` or `MaxPool2d` module's
+//! forward) instead of the modules' `forward`, and are generic over `B: KernelBackend`.
 
 mod autodiff;
 mod backends;
 pub mod flex;
 
 use burn::nn::conv::Conv2d;
+use burn::nn::pool::MaxPool2d;
 use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::ops::{ConvOptions, FloatTensor};
+use burn::tensor::ops::{ConvOptions, FloatTensor, MaxPool2dWithIndices};
 use burn::tensor::TensorPrimitive;
 
 /// A Burn backend with visage's kernels. Every method's default is the composed Burn op.
@@ -64,6 +65,37 @@ pub trait KernelBackend: Backend {
     ) -> FloatTensor<Self> {
         Self::conv2d_weight_backward(x, weight, output_grad, options)
     }
+
+    /// 2-D max pooling with symmetric padding, as `Backend::max_pool2d`.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, channels, h, w]`
+    /// - output: `[batch, channels, (h + 2·pad − dil·(k − 1) − 1) / stride + 1, (same for w)]`
+    ///   (rounded up with `ceil_mode`)
+    fn visage_max_pool2d(
+        x: FloatTensor<Self>,
+        kernel_size: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+        ceil_mode: bool,
+    ) -> FloatTensor<Self> {
+        Self::max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode)
+    }
+
+    /// [`visage_max_pool2d`](Self::visage_max_pool2d) with the indices of the maxima in the
+    /// layout this backend's `max_pool2d_with_indices_backward` reads, as
+    /// `Backend::max_pool2d_with_indices`.
+    fn visage_max_pool2d_with_indices(
+        x: FloatTensor<Self>,
+        kernel_size: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+        ceil_mode: bool,
+    ) -> MaxPool2dWithIndices<Self> {
+        Self::max_pool2d_with_indices(x, kernel_size, stride, padding, dilation, ceil_mode)
+    }
 }
 
 /// [`KernelBackend::visage_conv2d`] on tensors.
@@ -104,6 +136,30 @@ pub fn conv2d_layer<B: KernelBackend>(conv: &Conv2d<B>, input: Tensor<B, 4>) -> 
         conv.bias.as_ref().map(|b| b.val()),
         ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups),
     )
+}
+
+/// `pool.forward(input)` through [`KernelBackend::visage_max_pool2d`] for symmetric explicit
+/// or `Valid` padding; any other padding (`Same`, asymmetric) runs `MaxPool2d::forward` itself.
+///
+/// # Shapes
+/// - `input`: `[batch, channels, h, w]`
+/// - output: `[batch, channels, h', w']` as `MaxPool2d::forward`
+pub fn max_pool2d_layer<B: KernelBackend>(pool: &MaxPool2d, input: Tensor<B, 4>) -> Tensor<B, 4> {
+    let padding = match pool.padding {
+        PaddingConfig2d::Valid => [0, 0],
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            [top, left]
+        }
+        _ => return pool.forward(input),
+    };
+    Tensor::from_primitive(TensorPrimitive::Float(B::visage_max_pool2d(
+        input.into_primitive().tensor(),
+        pool.kernel_size,
+        pool.stride,
+        padding,
+        pool.dilation,
+        pool.ceil_mode,
+    )))
 }
 
 /// An autodiff backend whose inner backend also has visage's kernels: what training needs

@@ -20,7 +20,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Initializer, PaddingConfig2d};
 use burn::prelude::*;
 use visage_backbone::{FeatureLevel, FeatureLevels};
-use visage_kernels::{conv2d_layer, KernelBackend};
+use visage_kernels::{conv2d_layer, max_pool2d_layer, KernelBackend};
 
 use crate::NeckError;
 
@@ -183,7 +183,7 @@ impl<B: KernelBackend> Ffp<B> {
             .map(|(x, s)| FeatureLevel::new(s, x))
             .collect();
         for _ in 0..self.extra_levels {
-            previous = self.pool.forward(previous);
+            previous = max_pool2d_layer(&self.pool, previous);
             stride *= 2;
             levels.push(FeatureLevel::new(stride, previous.clone()));
         }

@@ -126,12 +126,27 @@ where
                 })
             })
             .collect();
-        // The first peer steps the model itself, on this thread.
-        let first_loss = match first {
-            Work::Computed(loss) => loss,
-            Work::Data(data) => loss(model, data, &devices[0]),
+        let first = match first {
+            // The first step's first peer has already run its forward pass on this thread
+            // (it created the parameters): its backward runs here too.
+            Work::Computed(first_loss) => shard_step(model, peers, 0, first_images, first_loss),
+            // Otherwise the first peer runs in its own one-thread pool like the others, on a
+            // clone of the model (the same parameters and running states): its kernels then
+            // never hand work to the global pool, whose threads the other peers need.
+            Work::Data(data) => {
+                let replica = model.clone();
+                scope
+                    .spawn(move || {
+                        one_thread_pool().install(move || {
+                            let first_loss = loss(&replica, data, &devices[0]);
+                            shard_step(&replica, peers, 0, first_images, first_loss)
+                        })
+                    })
+                    .join()
+                    .expect("a data-parallel peer panicked")
+            }
         };
-        let mut results = vec![shard_step(model, peers, 0, first_images, first_loss)];
+        let mut results = vec![first];
         results.extend(
             handles
                 .into_iter()

@@ -24,7 +24,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
-use visage_kernels::{conv2d_layer, KernelBackend};
+use visage_kernels::{conv2d_layer, max_pool2d_layer, KernelBackend};
 
 use crate::conv::conv_no_bias;
 use crate::{FeatureLevel, FeatureLevels, Norm};
@@ -169,7 +169,7 @@ impl<B: KernelBackend> ResNet<B> {
     ///   `[batch, out_channels()[k], ceil(h / s), ceil(w / s)]` (each stride-2 step rounds up).
     pub fn forward(&self, input: Tensor<B, 4>) -> FeatureLevels<B> {
         let x = relu(self.bn1.forward(conv2d_layer(&self.conv1, input)));
-        let mut x = self.maxpool.forward(x);
+        let mut x = max_pool2d_layer(&self.maxpool, x);
         let mut levels = Vec::with_capacity(4);
         for (layer, stride) in [&self.layer1, &self.layer2, &self.layer3, &self.layer4]
             .into_iter()

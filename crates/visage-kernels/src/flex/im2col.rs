@@ -66,11 +66,21 @@ pub fn im2col(input: &[f32], geometry: &ConvGeometry, columns: &mut [f32]) {
         geometry.rows() * oh * ow,
         "columns of the geometry"
     );
+    // With a column stride, each input row is first split into its `sx` phases (columns
+    // ≡ φ mod sx, one after the other): every tap then reads one phase's columns
+    // contiguously, and the copy below is a plain slice copy instead of a strided gather.
+    let phased;
+    let (source, plane_len) = if geometry.stride[1] > 1 {
+        phased = split_phases(input, geometry);
+        (&phased[..], phased.len() / geometry.channels.max(1))
+    } else {
+        (input, h * w)
+    };
     let fill_row = |(row, dst): (usize, &mut [f32])| {
         let c = row / (kh * kw);
         let ky = (row / kw) % kh;
         let kx = row % kw;
-        let plane = &input[c * h * w..(c + 1) * h * w];
+        let plane = &source[c * plane_len..(c + 1) * plane_len];
         fill_tap(plane, geometry, [ky, kx], dst);
     };
     let plane_out = (oh * ow).max(1);
@@ -85,8 +95,47 @@ pub fn im2col(input: &[f32], geometry: &ConvGeometry, columns: &mut [f32]) {
     }
 }
 
-/// One row of the column matrix: input plane `plane` (`[h, w]`) sampled at kernel tap
-/// `[ky, kx]` for every output position, written to `dst` (`[oh · ow]`).
+/// Width of one phase of an input row split by a column stride `sx`: `⌈w / sx⌉`.
+pub(super) fn phase_width(geometry: &ConvGeometry) -> usize {
+    geometry.input[1].div_ceil(geometry.stride[1])
+}
+
+/// `input` (`[C, h, w]`) with every row split into its `sx` column phases:
+/// `[C, sx, h, ⌈w/sx⌉]`, phase φ holding columns φ, φ + sx, … (zero past the row's end).
+pub(super) fn split_phases(input: &[f32], geometry: &ConvGeometry) -> Vec<f32> {
+    let [h, w] = geometry.input;
+    let sx = geometry.stride[1];
+    let wq = phase_width(geometry);
+    let mut phased = vec![0.0f32; geometry.channels * sx * h * wq];
+    for (plane, dst) in input.chunks(h * w).zip(phased.chunks_mut(sx * h * wq)) {
+        for (iy, row) in plane.chunks(w).enumerate() {
+            if sx == 2 {
+                // The common case, as two contiguous rows (the compiler vectorises this).
+                let (even, odd) = dst.split_at_mut(h * wq);
+                let (even, odd) = (&mut even[iy * wq..][..wq], &mut odd[iy * wq..][..wq]);
+                let pairs = row.chunks_exact(2);
+                if let [last] = pairs.remainder() {
+                    even[wq - 1] = *last;
+                }
+                for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(pairs) {
+                    *e = pair[0];
+                    *o = pair[1];
+                }
+                continue;
+            }
+            for (j, group) in row.chunks(sx).enumerate() {
+                for (phase, &v) in group.iter().enumerate() {
+                    dst[(phase * h + iy) * wq + j] = v;
+                }
+            }
+        }
+    }
+    phased
+}
+
+/// One row of the column matrix: input plane `plane` sampled at kernel tap `[ky, kx]` for
+/// every output position, written to `dst` (`[oh · ow]`). `plane` is `[h, w]` for a column
+/// stride of 1, else the plane's phases (`[sx, h, ⌈w/sx⌉]`, [`split_phases`]).
 fn fill_tap(plane: &[f32], geometry: &ConvGeometry, [ky, kx]: [usize; 2], dst: &mut [f32]) {
     let [h, w] = geometry.input;
     let [_, ow] = geometry.output();
@@ -101,26 +150,24 @@ fn fill_tap(plane: &[f32], geometry: &ConvGeometry, [ky, kx]: [usize; 2], dst: &
     } else {
         0
     };
+    // The first input column read, as (phase, column within the phase).
+    let start = (first * sx + offset).saturating_sub(px);
+    let (phase, start, row_len) = if sx == 1 {
+        (0, start, w)
+    } else {
+        (start % sx, start / sx, phase_width(geometry))
+    };
     for (oy, out_row) in dst.chunks_mut(ow.max(1)).enumerate() {
         let iy = (oy * sy + ky * dy) as isize - py as isize;
         if iy < 0 || iy >= h as isize || first >= end {
             out_row.fill(0.0);
             continue;
         }
-        let src = &plane[iy as usize * w..(iy as usize + 1) * w];
+        let row = (phase * h + iy as usize) * row_len;
+        let src = &plane[row..row + row_len];
         out_row[..first].fill(0.0);
         out_row[end..].fill(0.0);
-        let start = first * sx + offset - px;
-        if sx == 1 {
-            out_row[first..end].copy_from_slice(&src[start..start + (end - first)]);
-        } else {
-            for (o, &v) in out_row[first..end]
-                .iter_mut()
-                .zip(src[start..].iter().step_by(sx))
-            {
-                *o = v;
-            }
-        }
+        out_row[first..end].copy_from_slice(&src[start..start + (end - first)]);
     }
 }
 

@@ -4,16 +4,25 @@
 //! input to NHWC, builds columns per 512-pixel tile and multiplies with its own gemm, about
 //! 2.5–3× slower at these shapes (benches/RESULTS.md, issue 12).
 //!
+//! Stride-1 convolutions with a kernel skip the columns: [`shifted`] multiplies per kernel tap
+//! over one zero-padded copy of the image (`VISAGE_CONV_COLUMNS=1` turns that off, for
+//! benchmarking the two side by side).
+//!
+//! Max pooling in floor mode has its own kernel ([`max_pool`]); its backward is Flex's.
+//!
 //! Depthwise 3×3 convolutions (padding 1, stride 1 or 2) have their own kernel
 //! ([`depthwise`]); other grouped convolutions and other float types keep Flex's.
 
 mod backward;
+mod batch;
 pub mod depthwise;
 pub mod im2col;
+pub mod max_pool;
+pub mod shifted;
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;
-use burn::tensor::ops::{ConvOptions, ModuleOps};
+use burn::tensor::ops::{ConvOptions, FloatTensor, MaxPool2dWithIndices, ModuleOps};
 use burn::tensor::{DType, TensorData};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
@@ -21,6 +30,7 @@ use faer::{Accum, MatMut, MatRef, Par};
 use crate::KernelBackend;
 use depthwise::Depthwise3x3;
 use im2col::{im2col, ConvGeometry};
+use shifted::Shifted;
 
 impl KernelBackend for Flex {
     fn visage_conv2d(
@@ -40,6 +50,56 @@ impl KernelBackend for Flex {
             Some(geometry) => depthwise_f32(&x, &weight, bias.as_ref(), geometry),
             None => Flex::conv2d(x, weight, bias, options),
         }
+    }
+
+    fn visage_max_pool2d(
+        x: FloatTensor<Self>,
+        kernel_size: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+        ceil_mode: bool,
+    ) -> FloatTensor<Self> {
+        Self::visage_max_pool2d_with_indices(x, kernel_size, stride, padding, dilation, ceil_mode)
+            .output
+    }
+
+    fn visage_max_pool2d_with_indices(
+        x: FloatTensor<Self>,
+        kernel_size: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+        ceil_mode: bool,
+    ) -> MaxPool2dWithIndices<Self> {
+        if ceil_mode || !all_f32(&[&x]) {
+            return Flex::max_pool2d_with_indices(
+                x,
+                kernel_size,
+                stride,
+                padding,
+                dilation,
+                ceil_mode,
+            );
+        }
+        let [batch, channels, h, w] = dims4(&x);
+        let geometry = ConvGeometry {
+            channels,
+            input: [h, w],
+            kernel: kernel_size,
+            stride,
+            padding,
+            dilation,
+        };
+        let [oh, ow] = geometry.output();
+        let mut output = vec![0.0f32; batch * channels * oh * ow];
+        let mut indices = vec![0i64; output.len()];
+        max_pool::max_pool2d(&values(&x), &geometry, &mut output, &mut indices);
+        let shape = [batch, channels, oh, ow];
+        MaxPool2dWithIndices::new(
+            FlexTensor::from_data(TensorData::new(output, shape)),
+            FlexTensor::from_data(TensorData::new(indices, shape)),
+        )
     }
 
     fn visage_conv2d_x_backward(
@@ -94,6 +154,18 @@ fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
     }
 }
 
+/// The column-free layout of `geometry` when it has one and `VISAGE_CONV_COLUMNS` is not `1`.
+fn shifted(geometry: &ConvGeometry) -> Option<Shifted> {
+    static COLUMNS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let columns =
+        *COLUMNS.get_or_init(|| std::env::var("VISAGE_CONV_COLUMNS").is_ok_and(|v| v == "1"));
+    if columns {
+        None
+    } else {
+        Shifted::new(geometry)
+    }
+}
+
 /// The threads a matrix product may use: those of the current rayon pool.
 fn parallelism() -> Par {
     match rayon::current_num_threads() {
@@ -102,8 +174,15 @@ fn parallelism() -> Par {
     }
 }
 
-/// `dst[m, n] (+)= a[m, k] · b[k, n]`, all row-major.
-fn matmul_rows(dst: &mut [f32], a: &[f32], b: &[f32], [m, k, n]: [usize; 3], accumulate: bool) {
+/// `dst[m, n] (+)= a[m, k] · b[k, n]`, all row-major, on the threads of `par`.
+fn matmul_rows(
+    dst: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    [m, k, n]: [usize; 3],
+    accumulate: bool,
+    par: Par,
+) {
     let a = MatRef::from_row_major_slice(a, m, k);
     let b = MatRef::from_row_major_slice(b, k, n);
     let dst = MatMut::from_row_major_slice_mut(dst, m, n);
@@ -112,11 +191,12 @@ fn matmul_rows(dst: &mut [f32], a: &[f32], b: &[f32], [m, k, n]: [usize; 3], acc
     } else {
         Accum::Replace
     };
-    matmul(dst, accum, a, b, 1.0f32, parallelism());
+    matmul(dst, accum, a, b, 1.0f32, par);
 }
 
-/// An ungrouped f32 convolution, image by image: columns, then `weight · columns` (plus the
-/// bias, written first) straight into the output planes.
+/// An ungrouped f32 convolution, image by image ([`batch::for_each_image`]): for stride 1
+/// with a kernel, [`shifted`]'s per-tap products; else columns, then `weight · columns` (plus
+/// the bias, written first) straight into the output planes.
 fn conv2d_f32(
     x: &FlexTensor,
     weight: &FlexTensor,
@@ -143,34 +223,39 @@ fn conv2d_f32(
     let weight = values(weight);
     let bias = bias.map(values);
     let mut output = vec![0.0f32; batch * out_channels * plane];
-    let mut columns = if geometry.is_pointwise() {
-        Vec::new()
+    let image_in = channels * h * w;
+    let source = |image: usize| &input[image * image_in..(image + 1) * image_in];
+    if let Some(shifted) = shifted(&geometry) {
+        let taps = shifted.weight_taps(&weight, out_channels);
+        batch::for_each_image(
+            &mut output,
+            out_channels * plane,
+            |image, dst, (padded, wide): &mut (Vec<f32>, Vec<f32>), par| {
+                let scratch = [padded, wide];
+                shifted.forward(source(image), &taps, bias.as_deref(), dst, scratch, par);
+            },
+        );
     } else {
-        vec![0.0f32; rows * plane]
-    };
-    if plane > 0 {
-        let image_in = channels * h * w;
-        for (image, dst) in output.chunks_mut(out_channels * plane).enumerate() {
-            let src = &input[image * image_in..(image + 1) * image_in];
-            let cols: &[f32] = if geometry.is_pointwise() {
-                src
-            } else {
-                im2col(src, &geometry, &mut columns);
-                &columns
-            };
-            if let Some(bias) = &bias {
-                for (out_plane, &b) in dst.chunks_mut(plane).zip(bias.iter()) {
-                    out_plane.fill(b);
+        batch::for_each_image(
+            &mut output,
+            out_channels * plane,
+            |image, dst, columns: &mut Vec<f32>, par| {
+                let cols: &[f32] = if geometry.is_pointwise() {
+                    source(image)
+                } else {
+                    columns.resize(rows * plane, 0.0);
+                    im2col(source(image), &geometry, columns);
+                    columns
+                };
+                if let Some(bias) = &bias {
+                    for (out_plane, &b) in dst.chunks_mut(plane).zip(bias.iter()) {
+                        out_plane.fill(b);
+                    }
                 }
-            }
-            matmul_rows(
-                dst,
-                &weight,
-                cols,
-                [out_channels, rows, plane],
-                bias.is_some(),
-            );
-        }
+                let shape = [out_channels, rows, plane];
+                matmul_rows(dst, &weight, cols, shape, bias.is_some(), par);
+            },
+        );
     }
     FlexTensor::from_data(TensorData::new(output, [batch, out_channels, oh, ow]))
 }

@@ -68,7 +68,8 @@ fn conv2d_reads_strided_views() {
 
 /// Under autodiff: the output and the gradients of the input, the weight and the bias equal
 /// Burn's `conv2d` under autodiff (≤ 1e-5 of each tensor's magnitude), for strided, padded,
-/// dilated, 1×1, biased and depthwise convolutions at batch > 1.
+/// dilated, 1×1, biased and depthwise convolutions at batch > 1, and stride-1 ones (the
+/// column-free path) with padding, without, dilated and on a 1×2 input.
 #[test]
 fn autodiff_values_and_gradients_equal_burns() {
     type AD = Autodiff<Flex>;
@@ -84,6 +85,9 @@ fn autodiff_values_and_gradients_equal_burns() {
         (2, 5, 3, 12, 9, [3, 5], [1, 2], [2, 1], [2, 1], 1),
         (2, 4, 4, 9, 11, [7, 7], [2, 2], [3, 3], [1, 1], 1),
         (2, 6, 6, 9, 8, [3, 3], [2, 2], [1, 1], [1, 1], 6),
+        (2, 6, 5, 11, 9, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        (3, 4, 3, 8, 7, [3, 3], [1, 1], [0, 0], [2, 2], 1),
+        (2, 3, 4, 1, 2, [3, 3], [1, 1], [1, 1], [1, 1], 1),
     ];
     for (n, c, o, h, w, k, stride, padding, dilation, groups) in cases {
         let x = random_ad([n, c, h, w]);
@@ -116,5 +120,53 @@ fn autodiff_values_and_gradients_equal_burns() {
         }
         let d = relative(my_bias, bias.grad(&grads).unwrap());
         assert!(d < 1e-5, "{case}: bias gradient {d:e}");
+    }
+}
+
+/// Max pooling, forward and input gradient, equals Burn's `max_pool2d` on Flex and under
+/// autodiff: odd sizes, strides 1 and 2, padding, dilation, batch > 1, a kernel as large as
+/// the padded input, many ties (values rounded to integers: the index of the first maximum
+/// must match), and ceil mode (Flex's own kernel).
+#[test]
+fn max_pool_values_and_gradients_equal_burns() {
+    use burn::tensor::module::max_pool2d as burn_max_pool2d;
+    type AD = Autodiff<Flex>;
+    let device = Default::default();
+    // (batch, channels, h, w, kernel, stride, padding, dilation, ceil, rounded)
+    let cases = [
+        (2, 3, 13, 11, [3, 3], [2, 2], [1, 1], [1, 1], false, false),
+        (1, 4, 9, 10, [3, 3], [1, 1], [1, 1], [1, 1], false, true),
+        (3, 2, 7, 8, [2, 2], [2, 2], [0, 0], [1, 1], false, false),
+        (2, 2, 12, 9, [3, 2], [2, 1], [1, 0], [2, 1], false, true),
+        (1, 3, 3, 2, [5, 4], [1, 1], [1, 1], [1, 1], false, false),
+        (2, 3, 11, 11, [3, 3], [2, 2], [1, 1], [1, 1], true, false),
+    ];
+    for (n, c, h, w, k, stride, padding, dilation, ceil, rounded) in cases {
+        let case = format!("{n}x{c}x{h}x{w} k {k:?} s {stride:?} p {padding:?} d {dilation:?}");
+        let mut x = Tensor::<AD, 4>::random([n, c, h, w], Distribution::Normal(0.0, 2.0), &device);
+        if rounded {
+            x = x.round();
+        }
+        let x = x.require_grad();
+        let ours = Tensor::<AD, 4>::from_primitive(burn::tensor::TensorPrimitive::Float(
+            <AD as crate::KernelBackend>::visage_max_pool2d(
+                x.clone().into_primitive().tensor(),
+                k,
+                stride,
+                padding,
+                dilation,
+                ceil,
+            ),
+        ));
+        let burns = burn_max_pool2d(x.clone(), k, stride, padding, dilation, ceil);
+        assert_eq!(ours.dims(), burns.dims(), "{case}");
+        assert!(
+            relative(ours.clone().inner(), burns.clone().inner()) == 0.0,
+            "{case}: output"
+        );
+        let loss = |y: Tensor<AD, 4>| (y.clone() * y.sin()).sum();
+        let mine = x.grad(&loss(ours).backward()).unwrap();
+        let theirs = x.grad(&loss(burns).backward()).unwrap();
+        assert!(relative(mine, theirs) < 1e-6, "{case}: input gradient");
     }
 }
