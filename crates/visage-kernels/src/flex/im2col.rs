@@ -41,6 +41,21 @@ impl ConvGeometry {
         self.channels * self.kernel[0] * self.kernel[1]
     }
 
+    /// The output columns `[first, end)` whose input column `ox·sx + kx·dx − px` for kernel
+    /// column `kx` lies inside `[0, w)` (empty when `first ≥ end`).
+    pub fn columns_inside(&self, kx: usize) -> [usize; 2] {
+        let w = self.input[1];
+        let ow = self.output()[1];
+        let (sx, px, offset) = (self.stride[1], self.padding[1], kx * self.dilation[1]);
+        let first = px.saturating_sub(offset).div_ceil(sx);
+        let end = if w + px > offset {
+            ((w + px - offset - 1) / sx + 1).min(ow)
+        } else {
+            0
+        };
+        [first, end]
+    }
+
     /// Whether the columns are the input itself (1×1, stride 1, no padding).
     pub fn is_pointwise(&self) -> bool {
         self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
@@ -144,12 +159,7 @@ fn fill_tap(plane: &[f32], geometry: &ConvGeometry, [ky, kx]: [usize; 2], dst: &
     let [dy, dx] = geometry.dilation;
     // Output columns whose input column `ox·sx + kx·dx − px` lies inside [0, w).
     let offset = kx * dx;
-    let first = px.saturating_sub(offset).div_ceil(sx);
-    let end = if w + px > offset {
-        ((w + px - offset - 1) / sx + 1).min(ow)
-    } else {
-        0
-    };
+    let [first, end] = geometry.columns_inside(kx);
     // The first input column read, as (phase, column within the phase).
     let start = (first * sx + offset).saturating_sub(px);
     let (phase, start, row_len) = if sx == 1 {
@@ -218,12 +228,7 @@ fn add_tap(src: &[f32], geometry: &ConvGeometry, [ky, kx]: [usize; 2], plane: &m
     let [py, px] = geometry.padding;
     let [dy, dx] = geometry.dilation;
     let offset = kx * dx;
-    let first = px.saturating_sub(offset).div_ceil(sx);
-    let end = if w + px > offset {
-        ((w + px - offset - 1) / sx + 1).min(ow)
-    } else {
-        0
-    };
+    let [first, end] = geometry.columns_inside(kx);
     if first >= end {
         return;
     }

@@ -124,14 +124,8 @@ fn pool_plane(
         for ky in ky_range.clone() {
             let iy = oy * sy + ky * dy - py;
             for kx in 0..kw {
-                // Output columns whose input column `ox·sx + kx·dx − px` lies inside [0, w).
                 let offset = kx * dx;
-                let first = px.saturating_sub(offset).div_ceil(sx);
-                let end = if w + px > offset {
-                    ((w + px - offset - 1) / sx + 1).min(ow)
-                } else {
-                    0
-                };
+                let [first, end] = geometry.columns_inside(kx);
                 if first >= end {
                     continue;
                 }
