@@ -79,8 +79,9 @@ impl Shifted {
         by_tap
     }
 
-    /// The inverse of [`Self::weight_taps`]: `[kh·kw, out, C]` back to `[out, C, kh, kw]`.
-    fn untap_weight(&self, by_tap: &[f32]) -> Vec<f32> {
+    /// The inverse of [`Self::weight_taps`]: `[kh·kw, out, C]` back to `[out, C, kh, kw]` (the
+    /// weight gradient from [`Self::add_weight_grad`]'s per-tap sums).
+    pub fn weight_grad(&self, by_tap: &[f32]) -> Vec<f32> {
         let taps = self.taps();
         let per_tap = by_tap.len() / taps;
         let mut weight = vec![0.0f32; by_tap.len()];
@@ -155,10 +156,8 @@ impl Shifted {
         [padded, wide]: [&mut Vec<f32>; 2],
         par: Par,
     ) {
-        let out_channels = out.len() / (self.geometry.output()[0] * self.geometry.output()[1]);
+        let out_channels = self.out_channels_and_scratch(out.len(), padded, wide);
         let channels = self.geometry.channels;
-        padded.resize(self.padded_len(), 0.0);
-        wide.resize(out_channels * self.wide(), 0.0);
         self.pad(image, padded);
         match bias {
             Some(bias) => {
@@ -188,11 +187,8 @@ impl Shifted {
         [padded, wide]: [&mut Vec<f32>; 2],
         par: Par,
     ) {
-        let [oh, ow] = self.geometry.output();
-        let out_channels = dy.len() / (oh * ow);
+        let out_channels = self.out_channels_and_scratch(dy.len(), padded, wide);
         let channels = self.geometry.channels;
-        padded.resize(self.padded_len(), 0.0);
-        wide.resize(out_channels * self.wide(), 0.0);
         self.widen(dy, wide);
         padded.fill(0.0);
         let dy_wide = MatRef::from_row_major_slice(&wide[..], out_channels, self.wide());
@@ -215,11 +211,8 @@ impl Shifted {
         [padded, wide]: [&mut Vec<f32>; 2],
         par: Par,
     ) {
-        let [oh, ow] = self.geometry.output();
-        let out_channels = dy.len() / (oh * ow);
+        let out_channels = self.out_channels_and_scratch(dy.len(), padded, wide);
         let channels = self.geometry.channels;
-        padded.resize(self.padded_len(), 0.0);
-        wide.resize(out_channels * self.wide(), 0.0);
         self.pad(image, padded);
         self.widen(dy, wide);
         let source = MatRef::from_row_major_slice(&padded[..], channels, self.len);
@@ -231,14 +224,19 @@ impl Shifted {
         }
     }
 
-    /// The weight gradient `[out, C, kh, kw]` from per-tap sums ([`Self::add_weight_grad`]).
-    pub fn weight_grad(&self, dw_taps: &[f32]) -> Vec<f32> {
-        self.untap_weight(dw_taps)
-    }
-
-    /// Length of the padded scratch: `C · len`.
-    pub fn padded_len(&self) -> usize {
-        self.geometry.channels * self.len
+    /// The output channels of an `[out, oh, ow]` slice of `len` values, with the two scratch
+    /// buffers sized for them: `padded` `[C, len]`, `wide` `[out, oh·Wp]`.
+    fn out_channels_and_scratch(
+        &self,
+        len: usize,
+        padded: &mut Vec<f32>,
+        wide: &mut Vec<f32>,
+    ) -> usize {
+        let [oh, ow] = self.geometry.output();
+        let out_channels = len / (oh * ow);
+        padded.resize(self.geometry.channels * self.len, 0.0);
+        wide.resize(out_channels * self.wide(), 0.0);
+        out_channels
     }
 }
 
