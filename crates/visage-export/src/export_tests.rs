@@ -36,6 +36,7 @@ fn bgr() -> InputNormalisation {
 
 #[test]
 fn raw_rgb_pixels_are_reordered_and_normalised_inside_the_graph() {
+    let _stream = crate::testing::seeded(3);
     let device = Default::default();
     let model =
         randomise_norms(RetinaNet::<Flex>::new(&visage_model::tiny::retinanet(), &device).unwrap());
@@ -65,6 +66,7 @@ fn raw_rgb_pixels_are_reordered_and_normalised_inside_the_graph() {
 
 #[test]
 fn the_model_carries_its_metadata_and_refuses_unknown_opsets() {
+    let _stream = crate::testing::seeded(4);
     let device = Default::default();
     let model = RetinaFace::<Flex>::new(&visage_model::tiny::retinaface(), &device).unwrap();
     let onnx = export_model(&model, &options(InputConvention::Normalised(bgr()), None)).unwrap();
@@ -181,6 +183,7 @@ fn test_spec() -> TestSpec {
 
 #[test]
 fn retinanet_detections_in_the_graph_equal_visages() {
+    let _stream = crate::testing::seeded(5);
     let device = Default::default();
     let model =
         randomise_norms(RetinaNet::<Flex>::new(&visage_model::tiny::retinanet(), &device).unwrap());
@@ -189,6 +192,7 @@ fn retinanet_detections_in_the_graph_equal_visages() {
 
 #[test]
 fn srn_detections_in_the_graph_equal_visages() {
+    let _stream = crate::testing::seeded(6);
     let device = Default::default();
     let model = randomise_norms(Srn::<Flex>::new(&visage_model::tiny::srn(), &device).unwrap());
     check_detections(&model, &test_spec());
@@ -196,6 +200,7 @@ fn srn_detections_in_the_graph_equal_visages() {
 
 #[test]
 fn retinaface_detections_in_the_graph_equal_visages() {
+    let _stream = crate::testing::seeded(7);
     let device = Default::default();
     let model = randomise_norms(
         RetinaFace::<Flex>::new(&visage_model::tiny::retinaface(), &device).unwrap(),
@@ -208,6 +213,7 @@ fn retinaface_detections_in_the_graph_equal_visages() {
 /// four numbers per channel into one bias), plus a few small constants.
 #[test]
 fn shared_heads_store_their_weights_once() {
+    let _stream = crate::testing::seeded(8);
     let device = Default::default();
     for spec in [
         visage_model::tiny::retinanet().into(),

@@ -110,3 +110,20 @@ pub fn run_tract_inputs(model: &ModelProto, inputs: &[(&[f32], &[usize])]) -> Ve
         })
         .collect()
 }
+
+/// Seeds Flex's random stream with `seed` and holds a process-wide lock until the returned
+/// guard drops.
+///
+/// Burn's initialisers and `Tensor::random` draw from one stream shared by every thread, so
+/// tests running side by side would each draw different weights and images on every run. A
+/// test that builds a model or draws random tensors takes this guard first: it then sees the
+/// same numbers on every run, whatever else runs beside it, and a failure reproduces.
+pub fn seeded(seed: u64) -> std::sync::MutexGuard<'static, ()> {
+    use burn::tensor::backend::Backend;
+    static STREAM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let guard = STREAM
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    burn::backend::Flex::seed(&Default::default(), seed);
+    guard
+}

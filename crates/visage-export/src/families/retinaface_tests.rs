@@ -130,6 +130,7 @@ fn check_every_size(spec: &RetinaFaceSpec, what: &str) {
 
 #[test]
 fn mobilenet_retinaface_matches_burn() {
+    let _stream = crate::testing::seeded(9);
     check_every_size(
         &visage_model::tiny::retinaface(),
         "RetinaFace MobileNet-0.25",
@@ -138,6 +139,7 @@ fn mobilenet_retinaface_matches_burn() {
 
 #[test]
 fn mobilenet_retinaface_with_frozen_neck_matches_burn() {
+    let _stream = crate::testing::seeded(10);
     let text =
         visage_model::tiny::RETINAFACE.replace("out_channels", "frozen_bn = true\nout_channels");
     let visage_model::ModelSpec::RetinaFace(spec) = visage_model::tiny::parse(&text) else {
@@ -149,6 +151,7 @@ fn mobilenet_retinaface_with_frozen_neck_matches_burn() {
 
 #[test]
 fn resnet_retinaface_matches_burn() {
+    let _stream = crate::testing::seeded(11);
     let visage_model::ModelSpec::RetinaFace(spec) = visage_model::tiny::parse(RESNET_RETINAFACE)
     else {
         panic!("a RetinaFace spec");
@@ -158,6 +161,7 @@ fn resnet_retinaface_matches_burn() {
 
 #[test]
 fn export_model_reads_every_parameter_and_its_raw_outputs_match() {
+    let _stream = crate::testing::seeded(12);
     let model = model(&visage_model::tiny::retinaface());
     let options = ExportOptions {
         opset: crate::DEFAULT_OPSET,

@@ -168,6 +168,7 @@ fn check(label: &str, model: &RetinaNet<B>, inputs: &[[usize; 4]], opset: i64) -
 
 #[test]
 fn retinanet_with_group_norm_heads_matches_burn() {
+    let _stream = crate::testing::seeded(13);
     let model = randomised(&visage_model::tiny::retinanet());
     // The batch norms are trainable ones whose running statistics were randomised too.
     let visage_backbone::Backbone::ResNet(resnet) = &model.backbone else {
@@ -183,6 +184,7 @@ fn retinanet_with_group_norm_heads_matches_burn() {
 
 #[test]
 fn fpn_extra_levels_from_each_source_match_burn() {
+    let _stream = crate::testing::seeded(14);
     for (source, opset) in [("c5", 13), ("p5", 17), ("lateral", 21)] {
         let text = tiny_with(&[(
             "max_level = 5",
@@ -200,6 +202,7 @@ fn fpn_extra_levels_from_each_source_match_burn() {
 
 #[test]
 fn mobilenet_with_frozen_norms_and_plain_heads_matches_burn() {
+    let _stream = crate::testing::seeded(15);
     let text = tiny_with(&[
         (
             "[backbone.resnet]\ndepth = 18\nwidth_multiplier = 0.125",
@@ -214,6 +217,7 @@ fn mobilenet_with_frozen_norms_and_plain_heads_matches_burn() {
 
 #[test]
 fn fan_attention_scales_the_features_as_burn() {
+    let _stream = crate::testing::seeded(16);
     let text = format!(
         "{}\n[attention]\nchannels = 8\nconvs = 2\nnorm = {{ group = 2 }}\n",
         tiny_with(&[("max_level = 5", "max_level = 6")])
@@ -225,6 +229,7 @@ fn fan_attention_scales_the_features_as_burn() {
 
 #[test]
 fn df2s2_feature_fusion_and_shared_head_match_burn() {
+    let _stream = crate::testing::seeded(17);
     for (min_level, kernel, inputs) in [
         (3, 4, vec![[2, 3, 64, 96], [1, 3, 80, 80]]),
         (2, 3, vec![[1, 3, 72, 100]]),
@@ -246,6 +251,7 @@ fn df2s2_feature_fusion_and_shared_head_match_burn() {
 
 #[test]
 fn the_segmentation_predictor_is_left_out_and_everything_else_read() {
+    let _stream = crate::testing::seeded(18);
     let text = tiny_with(&[
         ("[neck.fpn]", "[neck.ffp]"),
         ("[head]", "[head]\nshared_convs = true"),

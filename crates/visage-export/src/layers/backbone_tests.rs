@@ -181,6 +181,7 @@ fn check_sizes(config: BackboneConfig) {
 
 #[test]
 fn resnet18_basic_blocks_match_burn_at_every_level() {
+    let _stream = crate::testing::seeded(23);
     check_sizes(BackboneConfig::ResNet(
         ResNetConfig::new(ResNetDepth::D18).with_width_multiplier(0.125),
     ));
@@ -188,6 +189,7 @@ fn resnet18_basic_blocks_match_burn_at_every_level() {
 
 #[test]
 fn frozen_resnet18_matches_burn_at_every_level() {
+    let _stream = crate::testing::seeded(24);
     check_sizes(BackboneConfig::ResNet(
         ResNetConfig::new(ResNetDepth::D18)
             .with_width_multiplier(0.125)
@@ -198,6 +200,7 @@ fn frozen_resnet18_matches_burn_at_every_level() {
 /// Bottlenecks (a stride-1 projection in `layer1`), the stem and `layer1` frozen.
 #[test]
 fn resnet50_bottlenecks_match_burn_at_every_level() {
+    let _stream = crate::testing::seeded(25);
     check_sizes(BackboneConfig::ResNet(
         ResNetConfig::new(ResNetDepth::D50)
             .with_width_multiplier(0.125)
@@ -208,11 +211,13 @@ fn resnet50_bottlenecks_match_burn_at_every_level() {
 
 #[test]
 fn mobilenet_025_matches_burn_at_every_level() {
+    let _stream = crate::testing::seeded(26);
     check_sizes(BackboneConfig::MobileNet(MobileNetV1Config::new()));
 }
 
 #[test]
 fn frozen_mobilenet_matches_burn_at_every_level() {
+    let _stream = crate::testing::seeded(27);
     check_sizes(BackboneConfig::MobileNet(
         MobileNetV1Config::new().with_frozen_bn(true),
     ));

@@ -253,6 +253,7 @@ mod tests {
 
     #[test]
     fn group_norm_matches_burn_at_opsets_13_and_21() {
+        let _stream = crate::testing::seeded(28);
         for (opset, dims) in [(13, [2, 8, 5, 7]), (21, [1, 8, 6, 3])] {
             let norm = random_group_norm(4, 8);
             let x = random(dims, -2.0, 3.0);
@@ -267,6 +268,7 @@ mod tests {
 
     #[test]
     fn subnet_with_group_norm_matches_burn() {
+        let _stream = crate::testing::seeded(29);
         let mut net = SubnetConfig::new(6, 8, 2, 5)
             .with_norm(HeadNorm::GroupNorm { groups: 2 })
             .with_init_std(0.3)

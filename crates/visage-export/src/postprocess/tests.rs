@@ -327,6 +327,7 @@ fn case(rules: DecodeRules, batch: usize, shared_anchors: bool, landmarks: bool)
 /// cap, then top-k below the candidates and the cap below NMS's survivors.
 #[test]
 fn graph_matches_host_postprocess() {
+    let _stream = crate::testing::seeded(30);
     let mut seed = 0;
     // Clipping hides the size clamp (both wild sizes cover the input): also clamp unclipped.
     let clamped_unclipped = DecodeRules {
@@ -378,6 +379,7 @@ fn graph_matches_host_postprocess() {
 /// A score exactly on the threshold passes visage's `>=` and fails detect.py's `>`.
 #[test]
 fn threshold_rule_decides_a_score_on_the_threshold() {
+    let _stream = crate::testing::seeded(31);
     for rules in [DecodeRules::VISAGE, DecodeRules::PYTORCH_RETINAFACE] {
         let mut c = case(rules, 1, true, true);
         c.seed = 99;
@@ -398,6 +400,7 @@ fn threshold_rule_decides_a_score_on_the_threshold() {
 /// An image without candidates gives no rows; so does a whole batch without any.
 #[test]
 fn images_without_candidates_give_no_rows() {
+    let _stream = crate::testing::seeded(32);
     for rules in [DecodeRules::VISAGE, DecodeRules::PYTORCH_RETINAFACE] {
         let mut c = case(rules, 3, false, true);
         c.seed = 7;
@@ -424,6 +427,7 @@ fn images_without_candidates_give_no_rows() {
 /// Settings `TestSpec::validate` rejects are errors naming the key.
 #[test]
 fn invalid_settings_are_named() {
+    let _stream = crate::testing::seeded(33);
     let mut c = case(DecodeRules::VISAGE, 1, true, false);
     c.test.max_detections = 0;
     match model(&c) {
