@@ -12,6 +12,7 @@ pub mod coder;
 pub mod error;
 pub mod iou;
 pub mod nms;
+pub mod top_k;
 
 pub use coder::{BoxCoder, BBOX_XFORM_CLIP};
 pub use error::BoxError;
@@ -19,4 +20,5 @@ pub use iou::{
     area, cxcywh_to_xyxy, cxcywh_to_xyxy_tensor, iou, iou_matrix, iou_matrix_tensor,
     xyxy_to_cxcywh, xyxy_to_cxcywh_tensor, BoxCxcywh, BoxXyxy,
 };
-pub use nms::{nms, nms_burn_vision};
+pub use nms::{nms, nms_at_most, nms_burn_vision};
+pub use top_k::{best_first, ScoreThreshold};

@@ -23,6 +23,22 @@ use burn::vision::{Nms, NmsOptions, VisionBackend};
 /// # Panics
 /// If `boxes.len() != scores.len()` (a programming error, not a data error).
 pub fn nms(boxes: &[BoxXyxy], scores: &[f32], iou_threshold: f32) -> Vec<usize> {
+    nms_at_most(boxes, scores, iou_threshold, usize::MAX)
+}
+
+/// [`nms`] that stops once `max_keep` boxes are kept: the first `max_keep` indices of
+/// [`nms`]'s result (greedy NMS keeps boxes in score order, and a kept box is never
+/// suppressed later), without visiting the boxes that would come after them. What a detector
+/// with a per-image cap on detections needs.
+///
+/// # Panics
+/// If `boxes.len() != scores.len()`.
+pub fn nms_at_most(
+    boxes: &[BoxXyxy],
+    scores: &[f32],
+    iou_threshold: f32,
+    max_keep: usize,
+) -> Vec<usize> {
     assert_eq!(
         boxes.len(),
         scores.len(),
@@ -31,7 +47,7 @@ pub fn nms(boxes: &[BoxXyxy], scores: &[f32], iou_threshold: f32) -> Vec<usize> 
         scores.len()
     );
     let n = boxes.len();
-    if n == 0 {
+    if n == 0 || max_keep == 0 {
         return Vec::new();
     }
     let mut by_score: Vec<u32> = (0..n as u32).collect();
@@ -50,6 +66,9 @@ pub fn nms(boxes: &[BoxXyxy], scores: &[f32], iou_threshold: f32) -> Vec<usize> 
     let mut next: Vec<u32> = (0..=n as u32).collect();
     let mut keep = Vec::new();
     for &i in &by_score {
+        if keep.len() == max_keep {
+            break;
+        }
         let p = grid.slot_of[i as usize] as usize;
         if next[p] as usize != p {
             continue;
@@ -285,6 +304,23 @@ mod tests {
         // Negative threshold keeps only the top box; empty input keeps nothing.
         assert_eq!(nms(&boxes, &scores, -0.1), vec![0]);
         assert!(nms(&[], &[], 0.5).is_empty());
+    }
+
+    #[test]
+    fn at_most_is_the_prefix_of_the_full_result() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for (n, thr) in [(1, 0.5), (400, 0.3), (2000, 0.4), (2000, 0.9), (500, -0.1)] {
+            let (boxes, scores) = clustered(&mut rng, n);
+            let all = nms(&boxes, &scores, thr);
+            for max_keep in [0, 1, 2, all.len() / 2, all.len(), all.len() + 5] {
+                let want = &all[..max_keep.min(all.len())];
+                assert_eq!(
+                    nms_at_most(&boxes, &scores, thr, max_keep),
+                    want,
+                    "n = {n}, threshold = {thr}, at most {max_keep}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod depthwise;
 pub mod im2col;
 pub mod max_pool;
 pub mod shifted;
+mod vector_state;
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;

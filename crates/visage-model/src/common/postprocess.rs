@@ -4,7 +4,7 @@
 //! [`DecodeRules`] (visage's, or Pytorch_Retinaface's `detect.py` for RetinaFace).
 
 use burn::prelude::Tensor;
-use visage_boxes::{nms, BoxCoder, BoxXyxy};
+use visage_boxes::{best_first, nms_at_most, BoxCoder, BoxXyxy, ScoreThreshold};
 use visage_kernels::KernelBackend;
 
 use crate::spec::TestSpec;
@@ -254,19 +254,11 @@ pub fn select_detections(
     input_size: (usize, usize),
 ) -> Vec<Detection> {
     let scores = image.scores;
-    let passes = |s: f32| match rules.score {
-        ScoreRule::AtLeast => s >= test.score_threshold,
-        ScoreRule::Above => s > test.score_threshold,
+    let threshold = match rules.score {
+        ScoreRule::AtLeast => ScoreThreshold::AtLeast(test.score_threshold),
+        ScoreRule::Above => ScoreThreshold::Above(test.score_threshold),
     };
-    let mut candidates: Vec<usize> = (0..scores.len()).filter(|&i| passes(scores[i])).collect();
-    // Best first, equal scores in anchor order (a total order: the top-k set and its order
-    // are those of a stable sort, whatever `select_nth_unstable_by` does with ties).
-    let by_score_desc = |a: &usize, b: &usize| scores[*b].total_cmp(&scores[*a]).then(a.cmp(b));
-    if candidates.len() > test.pre_nms_top_k {
-        candidates.select_nth_unstable_by(test.pre_nms_top_k - 1, by_score_desc);
-        candidates.truncate(test.pre_nms_top_k);
-    }
-    candidates.sort_by(by_score_desc);
+    let candidates = best_first(scores, threshold, test.pre_nms_top_k);
     let (height, width) = (input_size.0 as f32, input_size.1 as f32);
     let mut kept = Vec::with_capacity(candidates.len());
     let mut boxes = Vec::with_capacity(candidates.len());
@@ -297,18 +289,18 @@ pub fn select_detections(
         boxes.push(bbox);
     }
     let kept_scores: Vec<f32> = kept.iter().map(|&i| scores[i]).collect();
-    let mut keep = match rules.nms_areas {
-        NmsAreas::Continuous => nms(&boxes, &kept_scores, test.nms_threshold),
+    let (nms_threshold, max_keep) = (test.nms_threshold, test.max_detections);
+    let keep = match rules.nms_areas {
+        NmsAreas::Continuous => nms_at_most(&boxes, &kept_scores, nms_threshold, max_keep),
         NmsAreas::PixelInclusive => {
             // py_cpu_nms measures areas as (x2 − x1 + 1)·(y2 − y1 + 1): shift the far corner.
             let inclusive: Vec<BoxXyxy> = boxes
                 .iter()
                 .map(|b| [b[0], b[1], b[2] + 1.0, b[3] + 1.0])
                 .collect();
-            nms(&inclusive, &kept_scores, test.nms_threshold)
+            nms_at_most(&inclusive, &kept_scores, nms_threshold, max_keep)
         }
     };
-    keep.truncate(test.max_detections);
     keep.into_iter()
         .map(|k| {
             let i = kept[k];
