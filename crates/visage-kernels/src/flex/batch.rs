@@ -4,10 +4,16 @@
 //! training sizes (a batch of 8 at 192 px, 16–128 channels) a product split over threads
 //! waits on its threads more than it computes; one image per thread does not.
 //!
-//! Both leave the vector registers clean on every thread that ran products
+//! One image on several threads ([`by_column_blocks`]): each thread computes a band of the
+//! output's columns (pixels) through every product, instead of each small product being
+//! split over the threads.
+//!
+//! All three leave the vector registers clean on every thread that ran products
 //! ([`vector_state`]).
 
-use faer::Par;
+use std::ops::Range;
+
+use faer::{MatMut, Par};
 use rayon::prelude::*;
 
 use super::{parallelism, vector_state};
@@ -79,4 +85,40 @@ where
         total.iter_mut().zip(&run).for_each(|(t, r)| *t += r);
     }
     total
+}
+
+/// Fewest columns a block of [`by_column_blocks`] gets.
+const MIN_BLOCK_COLUMNS: usize = 64;
+
+/// Runs `work(columns, block)` over column blocks of `dst` (`[rows, cols]`, `block` =
+/// `dst[:, columns]`): with `par` on several threads, one contiguous block per thread (at
+/// least [`MIN_BLOCK_COLUMNS`] wide), in parallel; otherwise once, over every column. `work`
+/// runs its products sequentially (`Par::Seq`) either way.
+pub(super) fn by_column_blocks<F>(dst: MatMut<'_, f32>, par: Par, work: F)
+where
+    F: Fn(Range<usize>, MatMut<'_, f32>) + Sync,
+{
+    let cols = dst.ncols();
+    let threads = match par {
+        Par::Rayon(n) => n.get(),
+        Par::Seq => 1,
+    };
+    let blocks = threads.min(cols / MIN_BLOCK_COLUMNS);
+    if blocks <= 1 {
+        work(0..cols, dst);
+        return;
+    }
+    let per_block = cols.div_ceil(blocks);
+    let mut parts = Vec::with_capacity(blocks);
+    let (mut rest, mut start) = (dst, 0);
+    while start < cols {
+        let len = per_block.min(cols - start);
+        let (block, tail) = rest.split_at_col_mut(len);
+        parts.push((start..start + len, block));
+        (rest, start) = (tail, start + len);
+    }
+    parts.into_par_iter().for_each(|(columns, block)| {
+        work(columns, block);
+        vector_state::clear_upper_halves();
+    });
 }

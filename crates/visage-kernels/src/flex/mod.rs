@@ -175,7 +175,8 @@ fn parallelism() -> Par {
     }
 }
 
-/// `dst[m, n] (+)= a[m, k] · b[k, n]`, all row-major, on the threads of `par`.
+/// `dst[m, n] (+)= a[m, k] · b[k, n]`, all row-major, on the threads of `par` (a band of
+/// `n` columns each, [`batch::by_column_blocks`]).
 fn matmul_rows(
     dst: &mut [f32],
     a: &[f32],
@@ -192,7 +193,10 @@ fn matmul_rows(
     } else {
         Accum::Replace
     };
-    matmul(dst, accum, a, b, 1.0f32, par);
+    batch::by_column_blocks(dst, par, |columns, block| {
+        let b = b.subcols(columns.start, columns.len());
+        matmul(block, accum, a, b, 1.0f32, Par::Seq);
+    });
 }
 
 /// An ungrouped f32 convolution, image by image ([`batch::for_each_image`]): for stride 1

@@ -18,6 +18,7 @@
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 
+use super::batch;
 use super::im2col::ConvGeometry;
 
 /// A stride-1 convolution's padded layout (see the module documentation).
@@ -168,12 +169,16 @@ impl Shifted {
             None => wide.fill(0.0),
         }
         let source = MatRef::from_row_major_slice(&padded[..], channels, self.len);
-        for (t, w_tap) in taps.chunks(out_channels * channels).enumerate() {
-            let w_tap = MatRef::from_row_major_slice(w_tap, out_channels, channels);
-            let dst = MatMut::from_row_major_slice_mut(&mut wide[..], out_channels, self.wide());
-            let src = source.subcols(self.offset(t), self.wide());
-            matmul(dst, Accum::Add, w_tap, src, 1.0f32, par);
-        }
+        let dst = MatMut::from_row_major_slice_mut(&mut wide[..], out_channels, self.wide());
+        // One image on several threads: each thread takes a band of output columns through
+        // every tap.
+        batch::by_column_blocks(dst, par, |columns, mut block| {
+            for (t, w_tap) in taps.chunks(out_channels * channels).enumerate() {
+                let w_tap = MatRef::from_row_major_slice(w_tap, out_channels, channels);
+                let src = source.subcols(self.offset(t) + columns.start, columns.len());
+                matmul(block.as_mut(), Accum::Add, w_tap, src, 1.0f32, Par::Seq);
+            }
+        });
         self.crop(wide, out);
     }
 
