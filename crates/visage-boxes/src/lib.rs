@@ -21,4 +21,4 @@ pub use iou::{
     xyxy_to_cxcywh, xyxy_to_cxcywh_tensor, BoxCxcywh, BoxXyxy,
 };
 pub use nms::{nms, nms_at_most, nms_burn_vision};
-pub use top_k::{best_first, ScoreThreshold};
+pub use top_k::{best_first, ScoreRule};

@@ -4,7 +4,10 @@
 //! [`DecodeRules`] (visage's, or Pytorch_Retinaface's `detect.py` for RetinaFace).
 
 use burn::prelude::Tensor;
-use visage_boxes::{best_first, nms_at_most, BoxCoder, BoxXyxy, ScoreThreshold};
+/// How a candidate's score is compared with `test.score_threshold` (defined beside the
+/// top-k selection that applies it).
+pub use visage_boxes::ScoreRule;
+use visage_boxes::{best_first, nms_at_most, BoxCoder, BoxXyxy};
 use visage_kernels::KernelBackend;
 
 use crate::spec::TestSpec;
@@ -90,15 +93,6 @@ pub struct DecodeRules {
     pub clip_to_input: bool,
     /// How NMS measures areas.
     pub nms_areas: NmsAreas,
-}
-
-/// How a candidate's score is compared with `test.score_threshold`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScoreRule {
-    /// `score >= threshold`.
-    AtLeast,
-    /// `score > threshold` (Pytorch_Retinaface's `detect.py`).
-    Above,
 }
 
 /// How NMS measures box areas.
@@ -254,11 +248,12 @@ pub fn select_detections(
     input_size: (usize, usize),
 ) -> Vec<Detection> {
     let scores = image.scores;
-    let threshold = match rules.score {
-        ScoreRule::AtLeast => ScoreThreshold::AtLeast(test.score_threshold),
-        ScoreRule::Above => ScoreThreshold::Above(test.score_threshold),
-    };
-    let candidates = best_first(scores, threshold, test.pre_nms_top_k);
+    let candidates = best_first(
+        scores,
+        rules.score,
+        test.score_threshold,
+        test.pre_nms_top_k,
+    );
     let (height, width) = (input_size.0 as f32, input_size.1 as f32);
     let mut kept = Vec::with_capacity(candidates.len());
     let mut boxes = Vec::with_capacity(candidates.len());
