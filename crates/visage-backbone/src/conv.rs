@@ -4,7 +4,7 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
-use visage_kernels::{conv2d_layer, KernelBackend};
+use visage_kernels::{conv2d_layer, conv2d_leaky_relu_layer, KernelBackend};
 
 /// A bias-free `k×k` convolution with stride `stride`, padding `k / 2` (so the output is
 /// `ceil(input / stride)`) and `groups` groups, initialised as torchvision's ResNet (Kaiming
@@ -28,6 +28,28 @@ pub(crate) fn conv_no_bias<B: KernelBackend>(
             fan_out_only: true,
         })
         .init(device)
+}
+
+/// `leaky_relu(norm(conv(input)), negative_slope)`. A folded norm is the identity, so the
+/// convolution (its bias holding the norm) applies the activation as it writes its output
+/// ([`conv2d_leaky_relu_layer`]).
+///
+/// # Shapes
+/// - `input`: `[batch, in, h, w]`
+/// - output: `[batch, out, h', w']` as `conv`'s forward
+pub fn conv_norm_leaky_relu<B: KernelBackend>(
+    conv: &Conv2d<B>,
+    norm: &crate::Norm<B>,
+    input: Tensor<B, 4>,
+    negative_slope: f64,
+) -> Tensor<B, 4> {
+    match norm {
+        crate::Norm::Folded(_) => conv2d_leaky_relu_layer(conv, input, negative_slope),
+        _ => burn::tensor::activation::leaky_relu(
+            norm.forward(conv2d_layer(conv, input)),
+            negative_slope,
+        ),
+    }
 }
 
 /// Convolution (no bias) + batch norm + optional leaky ReLU: the `conv_bn`, `conv_bn1X1` and
@@ -69,11 +91,10 @@ impl<B: KernelBackend> ConvNormAct<B> {
     /// - `input`: `[batch, in_channels, h, w]`
     /// - output: `[batch, out_channels, ceil(h / stride), ceil(w / stride)]`
     pub fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
-        let x = self.bn.forward(conv2d_layer(&self.conv, input));
         if self.activate {
-            burn::tensor::activation::leaky_relu(x, self.leaky_slope)
+            conv_norm_leaky_relu(&self.conv, &self.bn, input, self.leaky_slope)
         } else {
-            x
+            self.bn.forward(conv2d_layer(&self.conv, input))
         }
     }
 }

@@ -36,6 +36,26 @@ pub trait KernelBackend: Backend {
         Self::conv2d(x, weight, bias, options)
     }
 
+    /// `leaky_relu(visage_conv2d(x, weight, bias, options), negative_slope)`: the convolution
+    /// with the activation applied where the backend can do it as the output is written
+    /// (`Flex`), composed otherwise. Under `Autodiff` the default composition records both
+    /// operations, so the gradients are Burn's.
+    ///
+    /// # Shapes
+    /// As [`visage_conv2d`](Self::visage_conv2d).
+    fn visage_conv2d_leaky_relu(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        options: ConvOptions<2>,
+        negative_slope: f64,
+    ) -> FloatTensor<Self> {
+        Self::leaky_relu(
+            Self::visage_conv2d(x, weight, bias, options),
+            negative_slope.into(),
+        )
+    }
+
     /// The gradient of [`visage_conv2d`](Self::visage_conv2d) with respect to `x`, as
     /// `Backend::conv2d_x_backward`.
     ///
@@ -116,6 +136,44 @@ pub fn conv2d<B: KernelBackend>(
     )))
 }
 
+/// [`KernelBackend::visage_conv2d_leaky_relu`] on tensors.
+///
+/// # Shapes
+/// As [`KernelBackend::visage_conv2d`].
+pub fn conv2d_leaky_relu<B: KernelBackend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    bias: Option<Tensor<B, 1>>,
+    options: ConvOptions<2>,
+    negative_slope: f64,
+) -> Tensor<B, 4> {
+    Tensor::from_primitive(TensorPrimitive::Float(B::visage_conv2d_leaky_relu(
+        x.into_primitive().tensor(),
+        weight.into_primitive().tensor(),
+        bias.map(|b| b.into_primitive().tensor()),
+        options,
+        negative_slope,
+    )))
+}
+
+/// The options of `conv` for [`KernelBackend::visage_conv2d`], or `None` for padding it does
+/// not take (`Same`, asymmetric).
+fn layer_options<B: Backend>(conv: &Conv2d<B>) -> Option<ConvOptions<2>> {
+    let padding = match conv.padding {
+        PaddingConfig2d::Valid => [0, 0],
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            [top, left]
+        }
+        _ => return None,
+    };
+    Some(ConvOptions::new(
+        conv.stride,
+        padding,
+        conv.dilation,
+        conv.groups,
+    ))
+}
+
 /// `conv.forward(input)` through [`KernelBackend::visage_conv2d`] for symmetric explicit or
 /// `Valid` padding; any other padding (`Same`, asymmetric) runs `Conv2d::forward` itself.
 ///
@@ -123,19 +181,37 @@ pub fn conv2d<B: KernelBackend>(
 /// - `input`: `[batch, in, h, w]`
 /// - output: `[batch, out, h', w']` as `Conv2d::forward`
 pub fn conv2d_layer<B: KernelBackend>(conv: &Conv2d<B>, input: Tensor<B, 4>) -> Tensor<B, 4> {
-    let padding = match conv.padding {
-        PaddingConfig2d::Valid => [0, 0],
-        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
-            [top, left]
-        }
-        _ => return conv.forward(input),
-    };
-    conv2d(
-        input,
-        conv.weight.val(),
-        conv.bias.as_ref().map(|b| b.val()),
-        ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups),
-    )
+    match layer_options(conv) {
+        Some(options) => conv2d(
+            input,
+            conv.weight.val(),
+            conv.bias.as_ref().map(|b| b.val()),
+            options,
+        ),
+        None => conv.forward(input),
+    }
+}
+
+/// `leaky_relu(conv.forward(input), negative_slope)` through
+/// [`KernelBackend::visage_conv2d_leaky_relu`] (padding as [`conv2d_layer`]).
+///
+/// # Shapes
+/// As [`conv2d_layer`].
+pub fn conv2d_leaky_relu_layer<B: KernelBackend>(
+    conv: &Conv2d<B>,
+    input: Tensor<B, 4>,
+    negative_slope: f64,
+) -> Tensor<B, 4> {
+    match layer_options(conv) {
+        Some(options) => conv2d_leaky_relu(
+            input,
+            conv.weight.val(),
+            conv.bias.as_ref().map(|b| b.val()),
+            options,
+            negative_slope,
+        ),
+        None => burn::tensor::activation::leaky_relu(conv.forward(input), negative_slope),
+    }
 }
 
 /// `pool.forward(input)` through [`KernelBackend::visage_max_pool2d`] for symmetric explicit

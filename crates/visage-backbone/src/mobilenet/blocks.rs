@@ -2,10 +2,9 @@
 
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use burn::tensor::activation::leaky_relu;
-use visage_kernels::{conv2d_layer, KernelBackend};
+use visage_kernels::KernelBackend;
 
-use crate::conv::{conv_no_bias, ConvNormAct};
+use crate::conv::{conv_no_bias, conv_norm_leaky_relu, ConvNormAct};
 use crate::Norm;
 
 /// Pytorch_Retinaface's `conv_bn`: 3×3 convolution (padding 1, no bias), norm, leaky ReLU.
@@ -53,12 +52,8 @@ impl<B: KernelBackend> ConvDw<B> {
     /// - `input`: `[batch, in_channels, h, w]`
     /// - output: `[batch, out_channels, ceil(h / stride), ceil(w / stride)]`
     pub fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
-        let x = self
-            .depthwise_bn
-            .forward(conv2d_layer(&self.depthwise, input));
-        let x = leaky_relu(x, self.leaky_slope);
-        let x = self.pointwise_bn.forward(conv2d_layer(&self.pointwise, x));
-        leaky_relu(x, self.leaky_slope)
+        let x = conv_norm_leaky_relu(&self.depthwise, &self.depthwise_bn, input, self.leaky_slope);
+        conv_norm_leaky_relu(&self.pointwise, &self.pointwise_bn, x, self.leaky_slope)
     }
 }
 

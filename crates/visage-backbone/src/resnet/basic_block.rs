@@ -1,5 +1,6 @@
 //! ResNet-18/34's basic block: two 3×3 convolutions and an identity or projection shortcut.
 
+use crate::conv::conv_norm_leaky_relu;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -56,7 +57,7 @@ impl<B: KernelBackend> BasicBlock<B> {
             Some(d) => d.forward(input.clone()),
             None => input.clone(),
         };
-        let x = relu(self.bn1.forward(conv2d_layer(&self.conv1, input)));
+        let x = conv_norm_leaky_relu(&self.conv1, &self.bn1, input, 0.0);
         let x = self.bn2.forward(conv2d_layer(&self.conv2, x));
         relu(x + identity)
     }

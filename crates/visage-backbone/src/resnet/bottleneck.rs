@@ -1,5 +1,6 @@
 //! ResNet-50/101/152's bottleneck block (v1.5: the stride on the 3×3 convolution).
 
+use crate::conv::conv_norm_leaky_relu;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -62,8 +63,8 @@ impl<B: KernelBackend> Bottleneck<B> {
             Some(d) => d.forward(input.clone()),
             None => input.clone(),
         };
-        let x = relu(self.bn1.forward(conv2d_layer(&self.conv1, input)));
-        let x = relu(self.bn2.forward(conv2d_layer(&self.conv2, x)));
+        let x = conv_norm_leaky_relu(&self.conv1, &self.bn1, input, 0.0);
+        let x = conv_norm_leaky_relu(&self.conv2, &self.bn2, x, 0.0);
         let x = self.bn3.forward(conv2d_layer(&self.conv3, x));
         relu(x + identity)
     }

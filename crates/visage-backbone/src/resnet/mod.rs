@@ -19,12 +19,12 @@ pub use config::{ResNetConfig, ResNetDepth};
 pub use downsample::Downsample;
 pub use torch_keys::{path_to_torch_key, torch_key_to_path, TORCHVISION_RESNET};
 
+use crate::conv::conv_norm_leaky_relu;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
-use burn::tensor::activation::relu;
-use visage_kernels::{conv2d_layer, max_pool2d_layer, KernelBackend};
+use visage_kernels::{max_pool2d_layer, KernelBackend};
 
 use crate::conv::conv_no_bias;
 use crate::{FeatureLevel, FeatureLevels, Norm};
@@ -168,7 +168,7 @@ impl<B: KernelBackend> ResNet<B> {
     /// - output: four levels C2..C5, finest first; level `k` (stride `s = 4, 8, 16, 32`) is
     ///   `[batch, out_channels()[k], ceil(h / s), ceil(w / s)]` (each stride-2 step rounds up).
     pub fn forward(&self, input: Tensor<B, 4>) -> FeatureLevels<B> {
-        let x = relu(self.bn1.forward(conv2d_layer(&self.conv1, input)));
+        let x = conv_norm_leaky_relu(&self.conv1, &self.bn1, input, 0.0);
         let mut x = max_pool2d_layer(&self.maxpool, x);
         let mut levels = Vec::with_capacity(4);
         for (layer, stride) in [&self.layer1, &self.layer2, &self.layer3, &self.layer4]

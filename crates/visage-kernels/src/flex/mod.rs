@@ -13,6 +13,7 @@
 //! Depthwise 3×3 convolutions (padding 1, stride 1 or 2) have their own kernel
 //! ([`depthwise`]); other grouped convolutions and other float types keep Flex's.
 
+pub mod activation;
 mod backward;
 mod batch;
 pub mod depthwise;
@@ -45,12 +46,35 @@ impl KernelBackend for Flex {
             return Flex::conv2d(x, weight, bias, options);
         }
         if options.groups == 1 {
-            return conv2d_f32(&x, &weight, bias.as_ref(), &options);
+            return conv2d_f32(&x, &weight, bias.as_ref(), &options, None);
         }
         match depthwise_3x3(&x, &weight, &options) {
-            Some(geometry) => depthwise_f32(&x, &weight, bias.as_ref(), geometry),
+            Some(geometry) => depthwise_f32(&x, &weight, bias.as_ref(), geometry, None),
             None => Flex::conv2d(x, weight, bias, options),
         }
+    }
+
+    fn visage_conv2d_leaky_relu(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: Option<FlexTensor>,
+        options: ConvOptions<2>,
+        negative_slope: f64,
+    ) -> FlexTensor {
+        let f32_only = all_f32(&[&x, &weight]) && bias.as_ref().is_none_or(|b| all_f32(&[b]));
+        let slope = Some(negative_slope as f32);
+        if f32_only && options.groups == 1 {
+            return conv2d_f32(&x, &weight, bias.as_ref(), &options, slope);
+        }
+        if f32_only {
+            if let Some(geometry) = depthwise_3x3(&x, &weight, &options) {
+                return depthwise_f32(&x, &weight, bias.as_ref(), geometry, slope);
+            }
+        }
+        <Flex as burn::tensor::ops::ActivationOps<Flex>>::leaky_relu(
+            Self::visage_conv2d(x, weight, bias, options),
+            negative_slope.into(),
+        )
     }
 
     fn visage_max_pool2d(
@@ -207,6 +231,7 @@ fn conv2d_f32(
     weight: &FlexTensor,
     bias: Option<&FlexTensor>,
     options: &ConvOptions<2>,
+    negative_slope: Option<f32>,
 ) -> FlexTensor {
     let [batch, channels, h, w] = dims4(x);
     let [out_channels, weight_channels, kh, kw] = dims4(weight);
@@ -227,10 +252,23 @@ fn conv2d_f32(
     let input = values(x);
     let weight = values(weight);
     let bias = bias.map(values);
-    let mut output = vec![0.0f32; batch * out_channels * plane];
     let image_in = channels * h * w;
     let source = |image: usize| &input[image * image_in..(image + 1) * image_in];
-    if let Some(shifted) = shifted(&geometry) {
+    let shifted = shifted(&geometry);
+    // The products accumulate onto the bias: written once here instead of zeroed, then filled.
+    let mut output = match (&bias, shifted) {
+        (Some(bias), None) => {
+            let mut planes = Vec::with_capacity(batch * out_channels * plane);
+            for _ in 0..batch {
+                for &b in bias.iter() {
+                    planes.extend(std::iter::repeat_n(b, plane));
+                }
+            }
+            planes
+        }
+        _ => vec![0.0f32; batch * out_channels * plane],
+    };
+    if let Some(shifted) = shifted {
         let taps = shifted.weight_taps(&weight, out_channels);
         batch::for_each_image(
             &mut output,
@@ -238,6 +276,9 @@ fn conv2d_f32(
             |image, dst, (padded, wide): &mut (Vec<f32>, Vec<f32>), par| {
                 let scratch = [padded, wide];
                 shifted.forward(source(image), &taps, bias.as_deref(), dst, scratch, par);
+                if let Some(slope) = negative_slope {
+                    activation::leaky_relu_in_place(dst, slope);
+                }
             },
         );
     } else {
@@ -252,13 +293,11 @@ fn conv2d_f32(
                     im2col(source(image), &geometry, columns);
                     columns
                 };
-                if let Some(bias) = &bias {
-                    for (out_plane, &b) in dst.chunks_mut(plane).zip(bias.iter()) {
-                        out_plane.fill(b);
-                    }
-                }
                 let shape = [out_channels, rows, plane];
                 matmul_rows(dst, &weight, cols, shape, bias.is_some(), par);
+                if let Some(slope) = negative_slope {
+                    activation::leaky_relu_in_place(dst, slope);
+                }
             },
         );
     }
@@ -296,6 +335,7 @@ fn depthwise_f32(
     weight: &FlexTensor,
     bias: Option<&FlexTensor>,
     geometry: Depthwise3x3,
+    negative_slope: Option<f32>,
 ) -> FlexTensor {
     let [batch, channels, h, w] = dims4(x);
     let [oh, ow] = geometry.output();
@@ -306,7 +346,7 @@ fn depthwise_f32(
     if oh * ow > 0 {
         for (image, dst) in output.chunks_mut(channels * oh * ow).enumerate() {
             let src = &input[image * channels * h * w..(image + 1) * channels * h * w];
-            geometry.run(src, &weight, bias.as_deref(), dst);
+            geometry.run(src, &weight, bias.as_deref(), negative_slope, dst);
         }
     }
     FlexTensor::from_data(TensorData::new(output, [batch, channels, oh, ow]))

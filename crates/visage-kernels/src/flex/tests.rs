@@ -7,7 +7,7 @@ use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::Distribution;
 
-use crate::conv2d;
+use crate::{conv2d, conv2d_leaky_relu};
 
 type B = Flex;
 
@@ -51,6 +51,85 @@ fn conv2d_equals_burns() {
         assert_eq!(ours.dims(), burns.dims());
         let d = relative(ours, burns);
         assert!(d < 1e-5, "{n}x{c}x{h}x{w} → {o}, k {k:?} s {stride:?} p {padding:?} d {dilation:?} g {groups}: {d:e}");
+    }
+}
+
+/// The convolution with its leaky ReLU applied as the output is written equals, bit for bit,
+/// the convolution followed by Flex's `leaky_relu`, and Burn's composed ops to 1e-5: the
+/// column path, the per-tap path, 1×1 with stride, depthwise (strides 1 and 2, odd sizes),
+/// another grouping (composed), batch > 1, slopes 0.1, 0 (ReLU) and 1.5 (scalar path).
+#[test]
+fn conv2d_leaky_relu_equals_the_composition() {
+    use burn::tensor::activation::leaky_relu;
+    // (batch, in, out, h, w, kernel, stride, padding, groups)
+    let cases = [
+        (1, 3, 8, 31, 45, [3, 3], [2, 2], [1, 1], 1),
+        (2, 16, 12, 15, 20, [3, 3], [1, 1], [1, 1], 1),
+        (3, 5, 7, 11, 9, [1, 1], [2, 2], [0, 0], 1),
+        (2, 6, 6, 13, 10, [3, 3], [1, 1], [1, 1], 6),
+        (2, 8, 8, 9, 11, [3, 3], [2, 2], [1, 1], 8),
+        (1, 8, 4, 9, 11, [3, 3], [1, 1], [1, 1], 2),
+    ];
+    for (n, c, o, h, w, k, stride, padding, groups) in cases {
+        for slope in [0.1, 0.0, 1.5] {
+            let x = random([n, c, h, w]);
+            let weight = random([o, c / groups, k[0], k[1]]);
+            let b = Some(random([o]));
+            let options = ConvOptions::new(stride, padding, [1, 1], groups);
+            let fused =
+                conv2d_leaky_relu(x.clone(), weight.clone(), b.clone(), options.clone(), slope);
+            let ours = leaky_relu(
+                conv2d(x.clone(), weight.clone(), b.clone(), options.clone()),
+                slope,
+            );
+            let case = format!("{n}x{c}x{h}x{w} → {o}, k {k:?} s {stride:?} g {groups}, {slope}");
+            assert_eq!(
+                fused.to_data().to_vec::<f32>().unwrap(),
+                ours.to_data().to_vec::<f32>().unwrap(),
+                "{case}"
+            );
+            let burns = leaky_relu(burn_conv2d(x, weight, b, options), slope);
+            let d = relative(fused, burns);
+            assert!(d < 1e-5, "{case}: {d:e}");
+        }
+    }
+}
+
+/// Under autodiff the fused call is the composition: the same input, weight and bias
+/// gradients as `leaky_relu(conv2d(..))` (a depthwise and a dense case).
+#[test]
+fn conv2d_leaky_relu_gradients_equal_the_composition() {
+    use burn::tensor::activation::leaky_relu;
+    type AD = Autodiff<Flex>;
+    let device = Default::default();
+    let random_ad = |shape: [usize; 4]| {
+        Tensor::<AD, 4>::random(shape, Distribution::Normal(0.0, 1.0), &device).require_grad()
+    };
+    for (c, o, groups, stride) in [(6, 6, 6, 2), (4, 5, 1, 1)] {
+        let x = random_ad([2, c, 9, 7]);
+        let weight = random_ad([o, c / groups, 3, 3]);
+        let bias =
+            Tensor::<AD, 1>::random([o], Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let options = ConvOptions::new([stride, stride], [1, 1], [1, 1], groups);
+        let loss = |y: Tensor<AD, 4>| (y.clone() * y.sin()).sum();
+        let gradients = |y: Tensor<AD, 4>| {
+            let grads = loss(y).backward();
+            [x.grad(&grads), weight.grad(&grads)]
+                .map(Option::unwrap)
+                .map(|g| g.to_data().to_vec::<f32>().unwrap())
+        };
+        let fused = gradients(conv2d_leaky_relu(
+            x.clone(),
+            weight.clone(),
+            Some(bias.clone()),
+            options.clone(),
+            0.1,
+        ));
+        let composed = gradients(leaky_relu(
+            conv2d(x.clone(), weight.clone(), Some(bias.clone()), options),
+            0.1,
+        ));
+        assert_eq!(fused, composed, "groups {groups}, stride {stride}");
     }
 }
 
