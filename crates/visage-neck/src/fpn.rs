@@ -155,16 +155,27 @@ pub fn upsample_nearest_to<B: KernelBackend>(
         return input;
     }
     let device = input.device();
-    let gather = |x: Tensor<B, 4>, dim: usize, from: usize, to: usize| {
-        if from == to {
-            return x;
-        }
+    let indices = |from: usize, to: usize| {
         let index = nearest_source_indices(from, to);
-        let index = Tensor::<B, 1, Int>::from_data(TensorData::new(index, [to]), &device);
-        x.select(dim, index)
+        Tensor::<B, 1, Int>::from_data(TensorData::new(index, [to]), &device)
     };
-    let rows = gather(input, 2, h, size[0]);
-    gather(rows, 3, w, size[1])
+    // Columns first, on the smaller tensor and as a 2-D `[n·c·h, w]` select (a per-row gather
+    // on Flex; its 4-D select along the last axis computes every source offset with
+    // divisions), then whole rows (contiguous copies).
+    let [n, c, _, _] = input.dims();
+    let columns = if w == size[1] {
+        input
+    } else {
+        input
+            .reshape([n * c * h, w])
+            .select(1, indices(w, size[1]))
+            .reshape([n, c, h, size[1]])
+    };
+    if h == size[0] {
+        columns
+    } else {
+        columns.select(2, indices(h, size[0]))
+    }
 }
 
 /// The source index of every destination index of a nearest resize from `input` to `output`
