@@ -32,16 +32,35 @@ pub fn best_first(scores: &[f32], rule: ScoreRule, threshold: f32, k: usize) -> 
     if k == 0 {
         return Vec::new();
     }
-    let mut candidates: Vec<usize> = (0..scores.len())
-        .filter(|&i| rule.passes(scores[i], threshold))
+    assert!(u32::try_from(scores.len()).is_ok(), "more than 2³² scores");
+    // One integer per candidate whose ascending order is the order above: the score's
+    // `total_cmp` rank, inverted (best first), above the index. Sorting plain integers avoids
+    // an indirect comparison per step.
+    let mut keys: Vec<u64> = scores
+        .iter()
+        .enumerate()
+        .filter(|(_, &s)| rule.passes(s, threshold))
+        .map(|(i, &s)| (u64::from(!total_order_rank(s)) << 32) | i as u64)
         .collect();
-    let by_score_desc = |a: &usize, b: &usize| scores[*b].total_cmp(&scores[*a]).then(a.cmp(b));
-    if candidates.len() > k {
-        candidates.select_nth_unstable_by(k - 1, by_score_desc);
-        candidates.truncate(k);
+    if keys.len() > k {
+        keys.select_nth_unstable(k - 1);
+        keys.truncate(k);
     }
-    candidates.sort_unstable_by(by_score_desc);
-    candidates
+    keys.sort_unstable();
+    keys.into_iter()
+        .map(|key| (key & 0xFFFF_FFFF) as usize)
+        .collect()
+}
+
+/// A `u32` whose unsigned order is `f32::total_cmp`'s order of the scores (the same bit
+/// transformation `total_cmp` makes, unsigned).
+fn total_order_rank(score: f32) -> u32 {
+    let bits = score.to_bits();
+    if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 0x8000_0000
+    }
 }
 
 #[cfg(test)]
@@ -67,6 +86,33 @@ mod tests {
         );
         assert!(best_first(&scores, ScoreRule::AtLeast, 0.0, 0).is_empty());
         assert!(best_first(&[], ScoreRule::AtLeast, 0.0, 5).is_empty());
+    }
+
+    /// The integer rank orders as `total_cmp`, across signs, zeros, infinities and NaN.
+    #[test]
+    fn the_rank_orders_as_total_cmp() {
+        let values = [
+            f32::NEG_INFINITY,
+            -3.5,
+            -1e-30,
+            -0.0,
+            0.0,
+            1e-30,
+            0.02,
+            0.5,
+            f32::INFINITY,
+            f32::NAN,
+            -f32::NAN,
+        ];
+        for a in values {
+            for b in values {
+                assert_eq!(
+                    total_order_rank(a).cmp(&total_order_rank(b)),
+                    a.total_cmp(&b),
+                    "{a} {b}"
+                );
+            }
+        }
     }
 
     /// Against a stable sort of every passing index, on scores with many ties.
