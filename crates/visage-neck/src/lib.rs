@@ -9,10 +9,12 @@ pub mod fpn;
 pub mod retinaface_fpn;
 pub mod srn;
 pub mod ssh;
+mod upsample;
 
 pub use error::NeckError;
 pub use ffp::{Ffp, FfpConfig};
-pub use fpn::{upsample_nearest_to, ExtraSource, Fpn, FpnConfig};
+pub use fpn::{ExtraSource, Fpn, FpnConfig};
 pub use retinaface_fpn::RetinaFaceFpn;
 pub use srn::{SrnFeatures, SrnNeck, SrnNeckConfig};
 pub use ssh::{validate_ssh_channels, Ssh, SSH_TORCH_BLOCKS};
+pub use upsample::upsample_nearest_to;
