@@ -4,7 +4,9 @@
 //! `[1, C, 1, 1]` tensors broadcast over the batch; on the `Flex` backend both take a scalar
 //! strided-iteration path that dominated a training step of the quickstart detector (24 % of
 //! all samples in a profile, more than the convolutions). This module computes the same
-//! function on `[B, C, H·W]` views with per-`(b, c)` row scalars, which Flex vectorises.
+//! function in training as one operation of the kernel extension with its activation
+//! ([`visage_kernels::batch_norm_train`]), and at inference on `[B, C, H·W]` views with
+//! per-`(b, c)` row scalars, which Flex vectorises.
 //!
 //! Parameter names are PyTorch's (`weight`, `bias`, `running_mean`, `running_var`), like
 //! [`FrozenBatchNorm`](crate::FrozenBatchNorm), so a checkpoint addresses either norm the same
@@ -13,7 +15,7 @@
 
 use burn::module::{Module, Param, RunningState};
 use burn::prelude::*;
-use visage_kernels::KernelBackend;
+use visage_kernels::{batch_norm_train, KernelBackend};
 
 /// Configuration of a [`BatchNorm2d`].
 #[derive(Config, Debug)]
@@ -81,42 +83,47 @@ impl<B: KernelBackend> BatchNorm2d<B> {
     /// # Shapes
     /// - `input`: `[B, C, H, W]`; output: `[B, C, H, W]`.
     pub fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.forward_leaky_relu(input, None)
+    }
+
+    /// `leaky_relu(self.forward(input), slope)` for `Some(slope)` (0 is ReLU), `forward`
+    /// for `None`. In training the norm and its activation are one operation
+    /// ([`visage_kernels::batch_norm_train`]: two passes each way on `Flex` instead of Burn's
+    /// composed ops).
+    ///
+    /// # Shapes
+    /// - `input`: `[B, C, H, W]`; output: `[B, C, H, W]`.
+    pub fn forward_leaky_relu(&self, input: Tensor<B, 4>, slope: Option<f64>) -> Tensor<B, 4> {
         if B::ad_enabled(&input.device()) {
-            self.forward_train(input)
-        } else {
-            let scale =
-                self.weight.val() / self.running_var.value().add_scalar(self.epsilon).sqrt();
-            let shift = self.bias.val() - self.running_mean.value() * scale.clone();
-            per_channel_affine(input, scale, shift)
+            return self.forward_train(input, slope);
+        }
+        let scale = self.weight.val() / self.running_var.value().add_scalar(self.epsilon).sqrt();
+        let shift = self.bias.val() - self.running_mean.value() * scale.clone();
+        let y = per_channel_affine(input, scale, shift);
+        match slope {
+            Some(slope) => burn::tensor::activation::leaky_relu(y, slope),
+            None => y,
         }
     }
 
-    fn forward_train(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [b, c, h, w] = input.dims();
+    fn forward_train(&self, input: Tensor<B, 4>, slope: Option<f64>) -> Tensor<B, 4> {
+        let [b, _, h, w] = input.dims();
         let n = (b * h * w) as f64;
-        let x = input.reshape([b, c, h * w]);
-        let mean = x.clone().sum_dim(2).sum_dim(0).div_scalar(n); // [1, C, 1]
-        let centered = x - mean.clone().repeat_dim(0, b);
-        let var = centered
-            .clone()
-            .square()
-            .sum_dim(2)
-            .sum_dim(0)
-            .div_scalar(n); // biased, [1, C, 1]
-        let scale =
-            self.weight.val().reshape([1, c, 1]) / var.clone().add_scalar(self.epsilon).sqrt();
-        let y =
-            centered * scale.repeat_dim(0, b) + self.bias.val().reshape([1, c, 1]).repeat_dim(0, b);
-
+        let (y, mean, var) = batch_norm_train(
+            input,
+            self.weight.val(),
+            self.bias.val(),
+            self.epsilon,
+            slope,
+        );
         let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
         let m = self.momentum;
-        let running_mean = self.running_mean.value_sync().mul_scalar(1.0 - m)
-            + mean.detach().reshape([c]).mul_scalar(m);
-        let running_var = self.running_var.value_sync().mul_scalar(1.0 - m)
-            + var.detach().reshape([c]).mul_scalar(m * unbiased);
+        let running_mean = self.running_mean.value_sync().mul_scalar(1.0 - m) + mean.mul_scalar(m);
+        let running_var =
+            self.running_var.value_sync().mul_scalar(1.0 - m) + var.mul_scalar(m * unbiased);
         self.running_mean.update(running_mean);
         self.running_var.update(running_var);
-        y.reshape([b, c, h, w])
+        y
     }
 }
 

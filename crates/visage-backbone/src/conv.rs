@@ -32,7 +32,8 @@ pub(crate) fn conv_no_bias<B: KernelBackend>(
 
 /// `leaky_relu(norm(conv(input)), negative_slope)`. A folded norm is the identity, so the
 /// convolution (its bias holding the norm) applies the activation as it writes its output
-/// ([`conv2d_leaky_relu_layer`]).
+/// ([`conv2d_leaky_relu_layer`]); a trainable batch norm applies it in the same operation
+/// ([`BatchNorm2d::forward_leaky_relu`](crate::BatchNorm2d::forward_leaky_relu)).
 ///
 /// # Shapes
 /// - `input`: `[batch, in, h, w]`
@@ -45,8 +46,11 @@ pub fn conv_norm_leaky_relu<B: KernelBackend>(
 ) -> Tensor<B, 4> {
     match norm {
         crate::Norm::Folded(_) => conv2d_leaky_relu_layer(conv, input, negative_slope),
-        _ => burn::tensor::activation::leaky_relu(
-            norm.forward(conv2d_layer(conv, input)),
+        crate::Norm::Batch(bn) => {
+            bn.forward_leaky_relu(conv2d_layer(conv, input), Some(negative_slope))
+        }
+        crate::Norm::Frozen(bn) => burn::tensor::activation::leaky_relu(
+            bn.forward(conv2d_layer(conv, input)),
             negative_slope,
         ),
     }

@@ -4,6 +4,8 @@
 //! `cargo run --example depthwise_bench --features visage/wgpu -- 480 640 20`
 //! (`RAYON_NUM_THREADS=1` for one thread).
 
+mod common;
+
 use std::time::Instant;
 
 use visage_kernels::flex::depthwise::Depthwise3x3;
@@ -17,25 +19,9 @@ fn main() {
         [h, w, n] => (h, w, n),
         _ => (480, 640, 20),
     };
-    // (channels, input stride relative to the image, depthwise stride) of the 13 blocks.
-    let layers = [
-        (8, 2, 1),
-        (16, 2, 2),
-        (32, 4, 1),
-        (32, 4, 2),
-        (64, 8, 1),
-        (64, 8, 2),
-        (128, 16, 1),
-        (128, 16, 1),
-        (128, 16, 1),
-        (128, 16, 1),
-        (128, 16, 1),
-        (128, 16, 2),
-        (256, 32, 1),
-    ];
     let mut total = 0.0;
     let mut total_macs = 0.0;
-    for (channels, scale, stride) in layers {
+    for (channels, scale, stride) in common::MOBILENET_025_DEPTHWISE {
         let d = Depthwise3x3 {
             channels,
             input: [h.div_ceil(scale), w.div_ceil(scale)],

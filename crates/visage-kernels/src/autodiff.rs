@@ -5,6 +5,10 @@
 //! gradient is Burn's (`Backend::conv2d_bias_backward`). Recorded like Burn's own conv2d:
 //! compute-bound, inputs checkpointed.
 //!
+//! Training-mode batch norm (with its activation) runs `B::visage_batch_norm_train` forward
+//! and `B::visage_batch_norm_train_backward` for all three gradients at once; its mean and
+//! variance come out untracked (they only feed the running statistics).
+//!
 //! Max pooling runs `B::visage_max_pool2d_with_indices` forward and the inner backend's own
 //! `max_pool2d_with_indices_backward` (which reads the indices in that backend's layout), as
 //! Burn records its own max pooling.
@@ -15,9 +19,10 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::NodeId;
 use burn::backend::Autodiff;
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::ops::{ConvOptions, FloatTensor, IntTensor};
 
-use crate::KernelBackend;
+use crate::{BatchNormTrain, KernelBackend};
 
 /// The backward step of a convolution with a bias (parents: input, weight, bias).
 #[derive(Debug)]
@@ -136,6 +141,54 @@ impl<B: KernelBackend> Backward<B, 1> for MaxPool {
     }
 }
 
+/// The backward step of a training-mode batch norm (parents: input, weight, bias).
+#[derive(Debug)]
+struct BatchNormTrainStep;
+
+/// What [`BatchNormTrainStep`]'s backward needs: the input, weight and bias, the batch mean
+/// and variance, epsilon and the activation's slope.
+type BatchNormState<B> = (
+    NodeId,
+    NodeId,
+    NodeId,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    f64,
+    Option<f64>,
+);
+
+impl<B: KernelBackend> Backward<B, 3> for BatchNormTrainStep {
+    type State = BatchNormState<B>;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, weight, bias, mean, variance, epsilon, negative_slope) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x);
+        let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight);
+        let bias = checkpointer.retrieve_node_output::<FloatTensor<B>>(bias);
+        let gradients = B::visage_batch_norm_train_backward(
+            x,
+            weight,
+            bias,
+            mean,
+            variance,
+            epsilon,
+            negative_slope,
+            grad,
+        );
+        for (parent, gradient) in ops.parents.into_iter().zip(gradients) {
+            if let Some(node) = parent {
+                grads.register::<B>(node.id, gradient);
+            }
+        }
+    }
+}
+
 impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
     fn visage_max_pool2d(
         x: FloatTensor<Self>,
@@ -179,6 +232,63 @@ impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
                 dilation,
                 ceil_mode,
             )),
+        }
+    }
+
+    fn visage_batch_norm_train(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        epsilon: f64,
+        negative_slope: Option<f64>,
+    ) -> BatchNormTrain<Self> {
+        let step = BatchNormTrainStep
+            .prepare::<C>([x.node.clone(), weight.node.clone(), bias.node.clone()])
+            .compute_bound()
+            .stateful();
+        match step {
+            OpsKind::Tracked(mut prep) => {
+                let inputs = (
+                    prep.checkpoint(&x),
+                    prep.checkpoint(&weight),
+                    prep.checkpoint(&bias),
+                );
+                let out = B::visage_batch_norm_train(
+                    x.primitive,
+                    weight.primitive,
+                    bias.primitive,
+                    epsilon,
+                    negative_slope,
+                );
+                let state = (
+                    inputs.0,
+                    inputs.1,
+                    inputs.2,
+                    out.mean.clone(),
+                    out.variance.clone(),
+                    epsilon,
+                    negative_slope,
+                );
+                BatchNormTrain {
+                    output: prep.finish(state, out.output),
+                    mean: Self::from_inner(out.mean),
+                    variance: Self::from_inner(out.variance),
+                }
+            }
+            OpsKind::UnTracked(prep) => {
+                let out = B::visage_batch_norm_train(
+                    x.primitive,
+                    weight.primitive,
+                    bias.primitive,
+                    epsilon,
+                    negative_slope,
+                );
+                BatchNormTrain {
+                    output: prep.finish(out.output),
+                    mean: Self::from_inner(out.mean),
+                    variance: Self::from_inner(out.variance),
+                }
+            }
         }
     }
 

@@ -10,6 +10,7 @@
 
 mod autodiff;
 mod backends;
+mod composed;
 pub mod flex;
 
 use burn::nn::conv::Conv2d;
@@ -116,6 +117,93 @@ pub trait KernelBackend: Backend {
     ) -> MaxPool2dWithIndices<Self> {
         Self::max_pool2d_with_indices(x, kernel_size, stride, padding, dilation, ceil_mode)
     }
+
+    /// Training-mode batch normalisation followed by an optional leaky ReLU: per channel,
+    /// the batch mean `μ` and biased variance `σ²` over the batch and the plane,
+    /// `y = (x − μ) / √(σ² + ε) · weight + bias`, then `leaky_relu(y, negative_slope)` when a
+    /// slope is given (0 is ReLU). The default is Burn's composed ops.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, channels, h, w]`; `weight`, `bias`: `[channels]`
+    /// - output `[batch, channels, h, w]`; mean and variance `[channels]`
+    fn visage_batch_norm_train(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        epsilon: f64,
+        negative_slope: Option<f64>,
+    ) -> BatchNormTrain<Self> {
+        composed::batch_norm_train::<Self>(x, weight, bias, epsilon, negative_slope)
+    }
+
+    /// The gradients of [`visage_batch_norm_train`](Self::visage_batch_norm_train) with
+    /// respect to `x`, `weight` and `bias`, from its inputs, the `mean` and `variance` it
+    /// returned and the output's gradient. The default is Burn's composed ops.
+    ///
+    /// # Shapes
+    /// `x`, `output_grad`, the first result: `[batch, channels, h, w]`; `weight`, `bias`,
+    /// `mean`, `variance` and the other two results: `[channels]`.
+    #[allow(clippy::too_many_arguments)]
+    fn visage_batch_norm_train_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+        negative_slope: Option<f64>,
+        output_grad: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 3] {
+        composed::batch_norm_train_backward::<Self>(
+            x,
+            weight,
+            bias,
+            mean,
+            variance,
+            epsilon,
+            negative_slope,
+            output_grad,
+        )
+    }
+}
+
+/// What [`KernelBackend::visage_batch_norm_train`] returns.
+#[derive(Debug, Clone)]
+pub struct BatchNormTrain<B: Backend> {
+    /// The normalised (and activated) tensor, `[batch, channels, h, w]`.
+    pub output: FloatTensor<B>,
+    /// The batch mean per channel, `[channels]` (no gradient flows through it).
+    pub mean: FloatTensor<B>,
+    /// The biased batch variance per channel, `[channels]` (no gradient flows through it).
+    pub variance: FloatTensor<B>,
+}
+
+/// [`KernelBackend::visage_batch_norm_train`] on tensors: the output (with its gradients
+/// under autodiff), and the detached batch mean and biased variance for the running
+/// statistics.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, h, w]`; `weight`, `bias`: `[channels]`
+/// - returns `([batch, channels, h, w], [channels], [channels])`
+pub fn batch_norm_train<B: KernelBackend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 1>,
+    bias: Tensor<B, 1>,
+    epsilon: f64,
+    negative_slope: Option<f64>,
+) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
+    let out = B::visage_batch_norm_train(
+        x.into_primitive().tensor(),
+        weight.into_primitive().tensor(),
+        bias.into_primitive().tensor(),
+        epsilon,
+        negative_slope,
+    );
+    (
+        Tensor::from_primitive(TensorPrimitive::Float(out.output)),
+        Tensor::from_primitive(TensorPrimitive::Float(out.mean)),
+        Tensor::from_primitive(TensorPrimitive::Float(out.variance)),
+    )
 }
 
 /// [`KernelBackend::visage_conv2d`] on tensors.

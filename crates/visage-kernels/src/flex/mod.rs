@@ -11,12 +11,17 @@
 //! Max pooling in floor mode has its own kernel ([`max_pool`]); its backward is Flex's.
 //!
 //! Depthwise 3×3 convolutions (padding 1, stride 1 or 2) have their own kernel
-//! ([`depthwise`]); other grouped convolutions and other float types keep Flex's.
+//! ([`depthwise`]) and gradients ([`depthwise_backward`]); other grouped convolutions and
+//! other float types keep Flex's.
+//!
+//! Training-mode batch norm with its activation: [`batch_norm`].
 
 pub mod activation;
 mod backward;
 mod batch;
+pub mod batch_norm;
 pub mod depthwise;
+mod depthwise_backward;
 pub mod im2col;
 pub mod max_pool;
 pub mod shifted;
@@ -29,7 +34,7 @@ use burn::tensor::{DType, TensorData};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 
-use crate::KernelBackend;
+use crate::{BatchNormTrain, KernelBackend};
 use depthwise::Depthwise3x3;
 use im2col::{im2col, ConvGeometry};
 use shifted::Shifted;
@@ -133,10 +138,54 @@ impl KernelBackend for Flex {
         output_grad: FlexTensor,
         options: ConvOptions<2>,
     ) -> FlexTensor {
-        if all_f32(&[&x, &weight, &output_grad]) && options.groups == 1 {
-            backward::conv2d_x_backward_f32(&x, &weight, &output_grad, &options)
+        let f32_only = all_f32(&[&x, &weight, &output_grad]);
+        if f32_only && options.groups == 1 {
+            return backward::conv2d_x_backward_f32(&x, &weight, &output_grad, &options);
+        }
+        match depthwise_3x3(&x, &weight, &options).filter(|_| f32_only) {
+            Some(geometry) => depthwise_backward::x_grad(geometry, &weight, &output_grad),
+            None => Flex::conv2d_x_backward(x, weight, output_grad, options),
+        }
+    }
+
+    fn visage_batch_norm_train(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        epsilon: f64,
+        negative_slope: Option<f64>,
+    ) -> BatchNormTrain<Self> {
+        if all_f32(&[&x, &weight, &bias]) {
+            batch_norm::train_f32(&x, &weight, &bias, epsilon, negative_slope)
         } else {
-            Flex::conv2d_x_backward(x, weight, output_grad, options)
+            crate::composed::batch_norm_train::<Self>(x, weight, bias, epsilon, negative_slope)
+        }
+    }
+
+    fn visage_batch_norm_train_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        mean: FlexTensor,
+        variance: FlexTensor,
+        epsilon: f64,
+        negative_slope: Option<f64>,
+        output_grad: FlexTensor,
+    ) -> [FlexTensor; 3] {
+        let tensors = [&x, &weight, &bias, &mean, &variance, &output_grad];
+        if all_f32(&tensors) {
+            batch_norm::train_backward_f32(tensors, epsilon, negative_slope)
+        } else {
+            crate::composed::batch_norm_train_backward::<Self>(
+                x,
+                weight,
+                bias,
+                mean,
+                variance,
+                epsilon,
+                negative_slope,
+                output_grad,
+            )
         }
     }
 
@@ -146,10 +195,13 @@ impl KernelBackend for Flex {
         output_grad: FlexTensor,
         options: ConvOptions<2>,
     ) -> FlexTensor {
-        if all_f32(&[&x, &weight, &output_grad]) && options.groups == 1 {
-            backward::conv2d_weight_backward_f32(&x, &weight, &output_grad, &options)
-        } else {
-            Flex::conv2d_weight_backward(x, weight, output_grad, options)
+        let f32_only = all_f32(&[&x, &weight, &output_grad]);
+        if f32_only && options.groups == 1 {
+            return backward::conv2d_weight_backward_f32(&x, &weight, &output_grad, &options);
+        }
+        match depthwise_3x3(&x, &weight, &options).filter(|_| f32_only) {
+            Some(geometry) => depthwise_backward::weight_grad(geometry, &x, &output_grad),
+            None => Flex::conv2d_weight_backward(x, weight, output_grad, options),
         }
     }
 }
@@ -352,5 +404,7 @@ fn depthwise_f32(
     FlexTensor::from_data(TensorData::new(output, [batch, channels, oh, ow]))
 }
 
+#[cfg(test)]
+mod batch_norm_tests;
 #[cfg(test)]
 mod tests;
