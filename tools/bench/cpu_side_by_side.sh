@@ -10,7 +10,9 @@ cd "$(dirname "$0")/../.."
 PY=${PY:-/tmp/ref/bin/python}
 ROUNDS=${1:-2}
 CORES=$(nproc)
-cargo build -q -p visage-model --example retinaface_bench -p visage-backbone --example backbone_forward
+# The feature set of `make test` / `make quickstart`, so the build reuses theirs (another feature
+# set would compile Burn again beside it).
+cargo build -q --workspace --examples --features visage/wgpu
 BIN=${CARGO_TARGET_DIR:-target}/debug/examples
 lscpu | grep -E "^Model name|^CPU\(s\)|^Flags"
 for round in $(seq "$ROUNDS"); do
