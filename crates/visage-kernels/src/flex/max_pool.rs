@@ -75,7 +75,13 @@ pub fn max_pool2d(input: &[f32], geometry: &ConvGeometry, output: &mut [f32], in
         geometry.dilation[0],
     );
     let plane = |((src, dst), idx): ((&[f32], &mut [f32]), &mut [i64])| {
-        pool_plane(src, &geometry, &rows, dst, idx);
+        pulp::Arch::new().dispatch(PoolPlane {
+            src,
+            geometry: &geometry,
+            rows: &rows,
+            dst,
+            idx,
+        });
     };
     if output.len() >= 1 << 16 && rayon::current_num_threads() > 1 {
         input
@@ -92,10 +98,30 @@ pub fn max_pool2d(input: &[f32], geometry: &ConvGeometry, output: &mut [f32], in
     }
 }
 
+/// [`pool_plane`] compiled for the running CPU's widest SIMD (pulp's run-time dispatch): its
+/// branch-free row updates vectorise with the instruction set `with_simd` is built for.
+struct PoolPlane<'a> {
+    src: &'a [f32],
+    geometry: &'a ConvGeometry,
+    rows: &'a [Range<usize>],
+    dst: &'a mut [f32],
+    idx: &'a mut [i64],
+}
+
+impl pulp::WithSimd for PoolPlane<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        pool_plane(self.src, self.geometry, self.rows, self.dst, self.idx);
+    }
+}
+
 /// One plane (`src`, `[h, w]`), output row by output row: for each valid tap in the
 /// window's row-major order, a branch-free update of the whole row's maxima over the output
 /// columns where that tap lies inside the input. With a column stride the plane is first
 /// split into its column phases ([`split_phases`]), so each tap reads contiguous values.
+#[inline(always)]
 fn pool_plane(
     src: &[f32],
     geometry: &ConvGeometry,

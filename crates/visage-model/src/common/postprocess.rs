@@ -188,7 +188,7 @@ pub struct DenseRows<V> {
 
 /// A tensor's values on the host, flattened: how families fill [`AnchorPredictions`].
 pub(crate) fn host<B: KernelBackend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
-    tensor.into_data().to_vec().expect("f32 outputs")
+    tensor.into_data().into_vec().expect("f32 outputs")
 }
 
 /// Detections of every image of the batch, best first (pixels of the network input).

@@ -15,12 +15,12 @@ pub mod formula;
 pub mod loss;
 pub mod mesh;
 pub mod net;
+mod scores;
 pub mod spec;
 
 use std::path::PathBuf;
 
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
 use visage_anchors::{AnchorGenerator, MaxIouAssigner};
 use visage_backbone::weights::{load_state_dict, StateDict, TorchLayout};
 use visage_boxes::BoxCoder;
@@ -37,6 +37,7 @@ pub use spec::{RetinaFaceAssignSpec, RetinaFaceLossSpec, RetinaFaceSpec};
 use mesh::fit::{fit_meshes, render_fits};
 use mesh::pixel_loss::{pixel_loss, PixelLossInputs};
 use mesh::values_per_anchor;
+use scores::face_probabilities;
 
 use crate::common::pixels::PixelNormalisation;
 use crate::common::postprocess::{
@@ -283,11 +284,10 @@ impl<B: KernelBackend> DetectorFamily<B> for RetinaFace<B> {
             "RetinaFace: {n} outputs for {} priors",
             priors.len()
         );
-        let scores = softmax(outputs.class_logits.clone(), 2).narrow(2, 1, 1);
         AnchorPredictions {
             batch,
             anchors_per_image: n,
-            scores: host(scores),
+            scores: face_probabilities(&host(outputs.class_logits.clone())),
             box_deltas: host(outputs.boxes.clone()),
             landmark_deltas: Some(host(outputs.landmarks.clone())),
             dense: outputs.dense.as_ref().map(|dense| DenseRows {
