@@ -144,7 +144,8 @@ impl<'m, B: KernelBackend, M: DetectorFamily<B>> Predictor<'m, B, M> {
                 .iter()
                 .map(|&i| passes[i].take().expect("each pass runs once"))
                 .collect();
-            let (detections, t) = detect_batch(self.model, batch, &per_pass_test, &self.device);
+            let (detections, t) =
+                on_pool_worker(|| detect_batch(self.model, batch, &per_pass_test, &self.device));
             timing.add(t);
             for (i, d) in group.into_iter().zip(detections) {
                 per_pass[i] = d;
@@ -221,6 +222,15 @@ impl<'m, B: KernelBackend, M: DetectorFamily<B>> Predictor<'m, B, M> {
         stats.seconds = started.elapsed().as_secs_f64();
         outcome.map(|()| stats)
     }
+}
+
+/// Runs `work` on one of rayon's global worker threads while the calling thread waits. The CPU
+/// backend's parallel kernels then split their work from inside the pool; called from a
+/// thread outside it, every parallel op is handed to the pool and waited for (a sleep and
+/// a wake-up per op), which made RetinaFace-mnet's forward on two threads slower than on
+/// one (benches/RESULTS.md, stop 29).
+fn on_pool_worker<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| work())
 }
 
 /// Decodes (refusing files over `max_pixels`) and pre-processes `paths` in chunks on rayon's

@@ -42,8 +42,8 @@ pub trait FamilySpec: Debug {
 
 /// A detector family: a network with its weight-free policy (anchors, matching, coding,
 /// loss), built from its spec. Box format everywhere: `[x1, y1, x2, y2]` pixels of the
-/// network input.
-pub trait DetectorFamily<B: KernelBackend>: Module<B> + Sized {
+/// network input. `Sync`: detection runs the forward pass on one of rayon's worker threads.
+pub trait DetectorFamily<B: KernelBackend>: Module<B> + Sync + Sized {
     /// The family's `[model]` spec.
     type Spec: FamilySpec + Clone + PartialEq + Into<ModelSpec>;
 

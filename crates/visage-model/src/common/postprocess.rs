@@ -4,6 +4,7 @@
 //! [`DecodeRules`] (visage's, or Pytorch_Retinaface's `detect.py` for RetinaFace).
 
 use burn::prelude::Tensor;
+use rayon::prelude::*;
 /// How a candidate's score is compared with `test.score_threshold` (defined beside the
 /// top-k selection that applies it).
 pub use visage_boxes::ScoreRule;
@@ -191,10 +192,12 @@ pub(crate) fn host<B: KernelBackend, const D: usize>(tensor: Tensor<B, D>) -> Ve
     tensor.into_data().into_vec().expect("f32 outputs")
 }
 
-/// Detections of every image of the batch, best first (pixels of the network input).
+/// Detections of every image of the batch, best first (pixels of the network input); the
+/// images are post-processed side by side on rayon's threads.
 pub fn postprocess(predictions: &AnchorPredictions, test: &TestSpec) -> Vec<Vec<Detection>> {
     let n = predictions.anchors_per_image;
     (0..predictions.batch)
+        .into_par_iter()
         .map(|b| {
             select_detections(
                 &ImagePredictions {
