@@ -7,7 +7,10 @@
 //! ```
 //! The batch norms are folded into their convolutions, as `visage detect` runs the model
 //! (`VISAGE_BENCH_UNFOLDED=1` keeps them). Weights: the parity formula (so every prior scores ≈ 0.4–0.7 and post-processing sees the
-//! worst case, 5000 candidates into NMS). Input: a seeded random image, batch 1.
+//! worst case, 5000 candidates into NMS). Input: a seeded random image, batch 1. Everything
+//! runs on one of rayon's worker threads, as `visage detect` runs the model
+//! (`VISAGE_BENCH_OUTSIDE_POOL=1`: from the main thread, each parallel kernel handed to the
+//! pool).
 
 use std::time::Instant;
 
@@ -21,6 +24,14 @@ use visage_model::{
 };
 
 fn main() {
+    if std::env::var_os("VISAGE_BENCH_OUTSIDE_POOL").is_some() {
+        bench();
+    } else {
+        rayon::scope(|_| bench());
+    }
+}
+
+fn bench() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let h: usize = args.first().map_or(480, |v| v.parse().expect("height"));
     let w: usize = args.get(1).map_or(640, |v| v.parse().expect("width"));
