@@ -227,8 +227,8 @@ impl<'m, B: KernelBackend, M: DetectorFamily<B>> Predictor<'m, B, M> {
 /// Runs `work` on one of rayon's global worker threads while the calling thread waits. The CPU
 /// backend's parallel kernels then split their work from inside the pool; called from a
 /// thread outside it, every parallel op is handed to the pool and waited for (a sleep and
-/// a wake-up per op), which made RetinaFace-mnet's forward on two threads slower than on
-/// one (benches/RESULTS.md, stop 29).
+/// a wake-up per op), and the second core did little (RetinaFace-mnet on two threads: 1.2–1.5×
+/// the images/s after this change, benches/RESULTS.md, stop 29).
 fn on_pool_worker<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| work())
 }
