@@ -18,7 +18,7 @@ use std::time::Instant;
 use image::RgbImage;
 use rayon::prelude::*;
 use visage_data::{load_rgb_limited, DataError, DEFAULT_MAX_IMAGE_PIXELS};
-use visage_kernels::KernelBackend;
+use visage_kernels::{on_pool_worker, KernelBackend};
 use visage_model::{Detection, DetectorFamily, ModelError, TestSpec};
 
 use crate::batch::{detect_batch, group_by_size, BatchTiming};
@@ -222,15 +222,6 @@ impl<'m, B: KernelBackend, M: DetectorFamily<B>> Predictor<'m, B, M> {
         stats.seconds = started.elapsed().as_secs_f64();
         outcome.map(|()| stats)
     }
-}
-
-/// Runs `work` on one of rayon's global worker threads while the calling thread waits. The CPU
-/// backend's parallel kernels then split their work from inside the pool; called from a
-/// thread outside it, every parallel op is handed to the pool and waited for (a sleep and
-/// a wake-up per op), and the second core did little (RetinaFace-mnet on two threads: 1.2–1.5×
-/// the images/s after this change, benches/RESULTS.md, stop 29).
-fn on_pool_worker<R: Send>(work: impl FnOnce() -> R + Send) -> R {
-    rayon::scope(|_| work())
 }
 
 /// Decodes (refusing files over `max_pixels`) and pre-processes `paths` in chunks on rayon's

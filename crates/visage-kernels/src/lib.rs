@@ -12,6 +12,9 @@ mod autodiff;
 mod backends;
 mod composed;
 pub mod flex;
+mod threads;
+
+pub use threads::on_pool_worker;
 
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;

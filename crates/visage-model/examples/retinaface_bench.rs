@@ -27,7 +27,7 @@ fn main() {
     if std::env::var_os("VISAGE_BENCH_OUTSIDE_POOL").is_some() {
         bench();
     } else {
-        rayon::scope(|_| bench());
+        visage_kernels::on_pool_worker(bench);
     }
 }
 

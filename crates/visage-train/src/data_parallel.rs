@@ -60,6 +60,8 @@ pub enum ParallelOutcome {
         values: LossValues,
         /// Images in the whole batch.
         images: usize,
+        /// Whether every summed gradient is finite (each local peer checks its part).
+        finite: bool,
     },
     /// Some shard's loss was NaN or infinite: no peer applies the step.
     NonFinite {
@@ -89,7 +91,7 @@ pub fn parallel_gradients<B, M, S, F>(
 ) -> Result<ParallelOutcome, TrainError>
 where
     B: KernelAutodiffBackend,
-    M: AutodiffModule<B>,
+    M: AutodiffModule<B> + Sync,
     S: Send,
     F: Fn(&M, S, &B::Device) -> Result<FaceLoss<B>, ModelError> + Sync,
 {
@@ -109,17 +111,17 @@ where
     } else {
         Work::Computed(loss(model, first, &devices[0]))
     };
-    let others: Vec<(usize, M, S, usize)> = shards
-        .enumerate()
-        .map(|(k, (data, images))| (k + 1, model.clone().fork(&devices[k + 1]), data, images))
-        .collect();
     let loss = &loss;
     let mut results: Vec<Result<ParallelOutcome, TrainError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = others
-            .into_iter()
-            .map(|(local, replica, data, images)| {
+        let handles: Vec<_> = shards
+            .enumerate()
+            .map(|(k, (data, images))| (k + 1, data, images))
+            .map(|(local, data, images)| {
                 scope.spawn(move || {
                     one_thread_pool().install(move || {
+                        // Each peer forks its own replica (side by side, not one after
+                        // another on the calling thread).
+                        let replica = model.clone().fork(&devices[local]);
                         let shard_loss = loss(&replica, data, &devices[local]);
                         shard_step(&replica, peers, local, images, shard_loss)
                     })
@@ -154,15 +156,26 @@ where
         );
         results
     });
-    // Every peer saw the same sums, so the first local peer's result is the machine's; of
-    // errors, a shard's own (not "another peer failed") says most.
+    // Every peer saw the same sums, so the first local peer's result is the machine's, with
+    // the finiteness of every local peer's part of the gradients; of errors, a shard's own
+    // (not "another peer failed") says most.
     let own_error = results
         .iter()
         .position(|r| matches!(r, Err(e) if !matches!(e, TrainError::Collective(_))));
-    match own_error.or_else(|| results.iter().position(Result::is_err)) {
-        Some(k) => Err(results.swap_remove(k).unwrap_err()),
-        None => Ok(results.swap_remove(0).expect("checked")),
+    if let Some(k) = own_error.or_else(|| results.iter().position(Result::is_err)) {
+        return Err(results.swap_remove(k).unwrap_err());
     }
+    let all_finite = results.iter().all(|r| {
+        matches!(
+            r,
+            Ok(ParallelOutcome::Gradients { finite: true, .. } | ParallelOutcome::NonFinite { .. })
+        )
+    });
+    let mut outcome = results.swap_remove(0).expect("checked");
+    if let ParallelOutcome::Gradients { finite, .. } = &mut outcome {
+        *finite = all_finite;
+    }
+    Ok(outcome)
 }
 
 /// A peer's shard: its data, or (the first step's first peer) its loss already computed.
@@ -245,11 +258,31 @@ where
     let layout = GradientLayout::of(replica);
     let flat = layout.flatten::<B, M, B::InnerBackend>(replica, &grads, device);
     let summed = peers.all_reduce_sum(local, flat, "gradients")?;
+    let finite = part_finite(&summed, local, peers.devices().len());
     Ok(ParallelOutcome::Gradients {
         grads: layout.unflatten(replica, summed),
         values,
         images: batch_images,
+        finite,
     })
+}
+
+/// Whether local peer `local`'s part (of [`shard_ranges`] over `peers`) of the flat summed
+/// gradients is finite: the peers check the parts side by side. One number is read back,
+/// the sum of `g · 0`, which is 0 unless some value is NaN or infinite (and cannot overflow,
+/// as a plain sum of large gradients could).
+fn part_finite<B: Backend>(flat: &Tensor<B, 1>, local: usize, peers: usize) -> bool {
+    let Some(range) = shard_ranges(flat.dims()[0], peers).get(local).cloned() else {
+        return true;
+    };
+    let zero: f32 = flat
+        .clone()
+        .slice(range)
+        .mul_scalar(0.0)
+        .sum()
+        .into_scalar()
+        .elem();
+    zero.is_finite()
 }
 
 /// The loss of the whole batch from its summed part sums and counts.

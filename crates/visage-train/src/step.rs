@@ -11,7 +11,7 @@ use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use visage_data::{Batch, Target};
-use visage_kernels::{KernelAutodiffBackend, KernelBackend};
+use visage_kernels::{on_pool_worker, KernelAutodiffBackend, KernelBackend};
 use visage_model::{FaceTargets, LossValues, ModelError, TrainableFamily};
 
 use crate::data_parallel::{parallel_gradients, shard_ranges, ParallelOutcome};
@@ -106,6 +106,21 @@ where
     /// [`ModelError::InvalidInput`] when the targets do not fit the batch; with peers, a
     /// [`TrainError::Collective`] when a peer fails or does not answer.
     pub fn run(&mut self, model: M, batch: Batch, lr: f64) -> Result<(M, StepOutcome), TrainError> {
+        // On a worker of rayon's pool: the CPU backend's parallel kernels (and the optimiser's)
+        // then run inline or split from inside the pool instead of being handed over per op.
+        // Which worker runs a step does not matter: Burn's running statistics keep an update
+        // per thread, and the record taken below at the start of every step folds the
+        // previous step's in.
+        on_pool_worker(|| self.run_on_this_thread(model, batch, lr))
+    }
+
+    /// [`run`](Self::run) on the calling thread.
+    fn run_on_this_thread(
+        &mut self,
+        model: M,
+        batch: Batch,
+        lr: f64,
+    ) -> Result<(M, StepOutcome), TrainError> {
         let size = batch.size;
         // The state to return to if the step is not finite: its forward passes have already
         // pushed this batch's statistics into the batch-norm running averages. Recording the
@@ -115,7 +130,8 @@ where
         let was_initialised = self.initialised || initialised(&model);
         self.initialised = was_initialised;
         let before = was_initialised.then(|| model.clone().into_record());
-        let (grads, values, images) = match &self.peers {
+        // `finite`: whether the gradients are finite, when the peers checked it already.
+        let (grads, values, images, finite) = match &self.peers {
             None => {
                 let images = batch.targets.len();
                 let faces = face_targets(batch.targets);
@@ -134,7 +150,7 @@ where
                     Err(other) => return Err(other.into()),
                 };
                 let grads = GradientsParams::from_grads(loss.total.backward(), &model);
-                (grads, values, images)
+                (grads, values, images, None)
             }
             Some(peers) => {
                 let (shards, faces) = into_shards(batch, peers.devices().len());
@@ -157,7 +173,8 @@ where
                         grads,
                         values,
                         images,
-                    } => (grads, values, images),
+                        finite,
+                    } => (grads, values, images, Some(finite)),
                     ParallelOutcome::NonFinite { detail, images } => {
                         return Ok(not_applied(model, before, detail, images));
                     }
@@ -165,7 +182,7 @@ where
             }
         };
         self.initialised = true;
-        if !gradients_finite(&model, &grads) {
+        if !finite.unwrap_or_else(|| gradients_finite(&model, &grads)) {
             let detail = format!("gradients (loss {})", values.describe());
             return Ok(not_applied(model, before, detail, images));
         }

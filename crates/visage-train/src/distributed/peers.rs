@@ -4,7 +4,7 @@
 //! machine) stops the others with an error instead of a hang.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use burn::prelude::*;
@@ -17,8 +17,33 @@ use burn_collective::{
 use super::topology::Topology;
 use crate::error::TrainError;
 
-/// burn-collective keeps one set of peers per process and backend: one run at a time.
-static ONE_GROUP: Mutex<()> = Mutex::new(());
+/// burn-collective keeps one set of peers per process and backend: one run at a time. Whether
+/// a group is registered, and the wait for it to end.
+static GROUP_HELD: Mutex<bool> = Mutex::new(false);
+static GROUP_ENDED: Condvar = Condvar::new();
+
+/// The right to register this process's peers, held by a [`PeerGroup`] until it is dropped;
+/// unlike a mutex guard it may be moved to another thread with its group.
+struct OneGroup;
+
+impl OneGroup {
+    /// Waits until no other group of this process is registered.
+    fn acquire() -> Self {
+        let mut held = GROUP_HELD.lock().unwrap_or_else(|p| p.into_inner());
+        while *held {
+            held = GROUP_ENDED.wait(held).unwrap_or_else(|p| p.into_inner());
+        }
+        *held = true;
+        OneGroup
+    }
+}
+
+impl Drop for OneGroup {
+    fn drop(&mut self) {
+        *GROUP_HELD.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        GROUP_ENDED.notify_one();
+    }
+}
 
 /// How long leaving the collective may take at the end of a run.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,7 +53,7 @@ pub struct PeerGroup<B: Backend> {
     devices: Vec<B::Device>,
     ids: Vec<PeerId>,
     timeout: Duration,
-    _one_group: MutexGuard<'static, ()>,
+    _one_group: OneGroup,
 }
 
 impl<B: Backend> std::fmt::Debug for PeerGroup<B> {
@@ -54,9 +79,7 @@ impl<B: Backend> PeerGroup<B> {
             "one device per local peer"
         );
         let config = topology.collective_config()?;
-        let one_group = ONE_GROUP
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let one_group = OneGroup::acquire();
         reset_collective::<B>();
         let ids: Vec<PeerId> = (0..devices.len()).map(|k| topology.peer_id(k)).collect();
         let waits: Vec<_> = ids
