@@ -70,7 +70,7 @@ impl<B: KernelBackend> Backward<B, 3> for ConvWithBias {
         let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight);
         let bias = checkpointer.retrieve_node_output::<FloatTensor<B>>(bias);
         if let Some(node) = node_bias {
-            let db = B::conv2d_bias_backward(x.clone(), bias, grad.clone());
+            let db = B::visage_conv2d_bias_backward(x.clone(), bias, grad.clone());
             grads.register::<B>(node.id, db);
         }
         let parents = [node_x.map(|n| n.id), node_weight.map(|n| n.id)];

@@ -90,6 +90,20 @@ pub trait KernelBackend: Backend {
         Self::conv2d_weight_backward(x, weight, output_grad, options)
     }
 
+    /// The gradient of a convolution's bias: `output_grad` summed per channel over the batch
+    /// and the plane, as `Backend::conv2d_bias_backward`.
+    ///
+    /// # Shapes
+    /// `x`: `[batch, in, h, w]`; `bias`, the result: `[out]`; `output_grad`: `[batch, out,
+    /// oh, ow]`.
+    fn visage_conv2d_bias_backward(
+        x: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_bias_backward(x, bias, output_grad)
+    }
+
     /// 2-D max pooling with symmetric padding, as `Backend::max_pool2d`.
     ///
     /// # Shapes

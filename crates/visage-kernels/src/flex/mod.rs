@@ -20,6 +20,7 @@ pub mod activation;
 mod backward;
 mod batch;
 pub mod batch_norm;
+mod channel_sum;
 pub mod depthwise;
 mod depthwise_backward;
 pub mod im2col;
@@ -202,6 +203,18 @@ impl KernelBackend for Flex {
         match depthwise_3x3(&x, &weight, &options).filter(|_| f32_only) {
             Some(geometry) => depthwise_backward::weight_grad(geometry, &x, &output_grad),
             None => Flex::conv2d_weight_backward(x, weight, output_grad, options),
+        }
+    }
+
+    fn visage_conv2d_bias_backward(
+        x: FlexTensor,
+        bias: FlexTensor,
+        output_grad: FlexTensor,
+    ) -> FlexTensor {
+        if all_f32(&[&output_grad]) {
+            channel_sum::bias_gradient_f32(&output_grad)
+        } else {
+            Flex::conv2d_bias_backward(x, bias, output_grad)
         }
     }
 }
