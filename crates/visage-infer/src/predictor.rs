@@ -18,7 +18,7 @@ use std::time::Instant;
 use image::RgbImage;
 use rayon::prelude::*;
 use visage_data::{load_rgb_limited, DataError, DEFAULT_MAX_IMAGE_PIXELS};
-use visage_kernels::{on_pool_worker, KernelBackend};
+use visage_kernels::{on_pool_worker_if, KernelBackend};
 use visage_model::{Detection, DetectorFamily, ModelError, TestSpec};
 
 use crate::batch::{detect_batch, group_by_size, BatchTiming};
@@ -144,8 +144,9 @@ impl<'m, B: KernelBackend, M: DetectorFamily<B>> Predictor<'m, B, M> {
                 .iter()
                 .map(|&i| passes[i].take().expect("each pass runs once"))
                 .collect();
-            let (detections, t) =
-                on_pool_worker(|| detect_batch(self.model, batch, &per_pass_test, &self.device));
+            let (detections, t) = on_pool_worker_if(B::HOST_THREADS, || {
+                detect_batch(self.model, batch, &per_pass_test, &self.device)
+            });
             timing.add(t);
             for (i, d) in group.into_iter().zip(detections) {
                 per_pass[i] = d;

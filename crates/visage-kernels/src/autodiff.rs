@@ -190,6 +190,8 @@ impl<B: KernelBackend> Backward<B, 3> for BatchNormTrainStep {
 }
 
 impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
+    const HOST_THREADS: bool = B::HOST_THREADS;
+
     fn visage_max_pool2d(
         x: FloatTensor<Self>,
         kernel_size: [usize; 2],

@@ -14,7 +14,7 @@ mod composed;
 pub mod flex;
 mod threads;
 
-pub use threads::on_pool_worker;
+pub use threads::{on_pool_worker, on_pool_worker_if};
 
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
@@ -26,6 +26,11 @@ use burn::tensor::TensorPrimitive;
 
 /// A Burn backend with visage's kernels. Every method's default is the composed Burn op.
 pub trait KernelBackend: Backend {
+    /// Whether the backend's kernels run on this process's rayon pool (the CPU backend): a
+    /// model is then best called from a worker of that pool ([`on_pool_worker`]). The GPU
+    /// backends only queue work on their device, from whichever thread calls them.
+    const HOST_THREADS: bool = false;
+
     /// A 2-D convolution with symmetric padding, as `Backend::conv2d`.
     ///
     /// # Shapes

@@ -11,6 +11,17 @@ pub fn on_pool_worker<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| work())
 }
 
+/// [`on_pool_worker`] when `host_threads` (a backend's
+/// [`KernelBackend::HOST_THREADS`](crate::KernelBackend::HOST_THREADS)), else `work` on the
+/// calling thread: a GPU backend's work stays on the thread that always called it.
+pub fn on_pool_worker_if<R: Send>(host_threads: bool, work: impl FnOnce() -> R + Send) -> R {
+    if host_threads {
+        on_pool_worker(work)
+    } else {
+        work()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -24,6 +35,12 @@ mod tests {
         );
         let index = on_pool_worker(rayon::current_thread_index);
         assert!(index.is_some(), "ran outside rayon's pool");
+    }
+
+    #[test]
+    fn without_host_threads_work_stays_on_the_calling_thread() {
+        assert_eq!(on_pool_worker_if(false, rayon::current_thread_index), None);
+        assert!(on_pool_worker_if(true, rayon::current_thread_index).is_some());
     }
 
     #[test]

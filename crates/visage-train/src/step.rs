@@ -11,7 +11,7 @@ use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use visage_data::{Batch, Target};
-use visage_kernels::{on_pool_worker, KernelAutodiffBackend, KernelBackend};
+use visage_kernels::{on_pool_worker_if, KernelAutodiffBackend, KernelBackend};
 use visage_model::{FaceTargets, LossValues, ModelError, TrainableFamily};
 
 use crate::data_parallel::{parallel_gradients, shard_ranges, ParallelOutcome};
@@ -106,12 +106,15 @@ where
     /// [`ModelError::InvalidInput`] when the targets do not fit the batch; with peers, a
     /// [`TrainError::Collective`] when a peer fails or does not answer.
     pub fn run(&mut self, model: M, batch: Batch, lr: f64) -> Result<(M, StepOutcome), TrainError> {
-        // On a worker of rayon's pool: the CPU backend's parallel kernels (and the optimiser's)
-        // then run inline or split from inside the pool instead of being handed over per op.
+        // On the CPU backend, on a worker of rayon's pool: its parallel kernels (and the
+        // optimiser's) then run inline or split from inside the pool instead of being handed
+        // over per op. GPU backends stay on the calling thread.
         // Which worker runs a step does not matter: Burn's running statistics keep an update
         // per thread, and the record taken below at the start of every step folds the
         // previous step's in.
-        on_pool_worker(|| self.run_on_this_thread(model, batch, lr))
+        on_pool_worker_if(B::HOST_THREADS, || {
+            self.run_on_this_thread(model, batch, lr)
+        })
     }
 
     /// [`run`](Self::run) on the calling thread.

@@ -41,6 +41,8 @@ use im2col::{im2col, ConvGeometry};
 use shifted::Shifted;
 
 impl KernelBackend for Flex {
+    const HOST_THREADS: bool = true;
+
     fn visage_conv2d(
         x: FlexTensor,
         weight: FlexTensor,
