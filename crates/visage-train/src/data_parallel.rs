@@ -26,6 +26,7 @@ use visage_model::{FaceLoss, LossValues, ModelError};
 
 use crate::distributed::{GradientLayout, PeerGroup};
 use crate::error::TrainError;
+use crate::step::zero_sum_is_finite;
 
 /// Loss parts a family may have (the status vector has room for this many).
 const MAX_PARTS: usize = 8;
@@ -114,9 +115,8 @@ where
     let loss = &loss;
     let mut results: Vec<Result<ParallelOutcome, TrainError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = shards
-            .enumerate()
-            .map(|(k, (data, images))| (k + 1, data, images))
-            .map(|(local, data, images)| {
+            .zip(1..)
+            .map(|((data, images), local)| {
                 scope.spawn(move || {
                     one_thread_pool().install(move || {
                         // Each peer forks its own replica (side by side, not one after
@@ -268,21 +268,12 @@ where
 }
 
 /// Whether local peer `local`'s part (of [`shard_ranges`] over `peers`) of the flat summed
-/// gradients is finite: the peers check the parts side by side. One number is read back,
-/// the sum of `g · 0`, which is 0 unless some value is NaN or infinite (and cannot overflow,
-/// as a plain sum of large gradients could).
+/// gradients is finite: the peers check the parts side by side.
 fn part_finite<B: Backend>(flat: &Tensor<B, 1>, local: usize, peers: usize) -> bool {
-    let Some(range) = shard_ranges(flat.dims()[0], peers).get(local).cloned() else {
-        return true;
-    };
-    let zero: f32 = flat
-        .clone()
-        .slice(range)
-        .mul_scalar(0.0)
-        .sum()
-        .into_scalar()
-        .elem();
-    zero.is_finite()
+    match shard_ranges(flat.dims()[0], peers).get(local) {
+        Some(range) => zero_sum_is_finite(flat.clone().slice(range.clone())),
+        None => true,
+    }
 }
 
 /// The loss of the whole batch from its summed part sums and counts.

@@ -263,8 +263,15 @@ fn gradients_finite<B: KernelAutodiffBackend, M: Module<B>>(
     if zeros.sums.is_empty() {
         return true;
     }
-    let total: f32 = Tensor::cat(zeros.sums, 0).sum().into_scalar().elem();
-    total.is_finite()
+    zero_sum_is_finite(Tensor::cat(zeros.sums, 0))
+}
+
+/// Whether every value of `values` is finite: the sum of `v · 0` is 0 unless some value is
+/// NaN or infinite (and cannot overflow, as a plain sum of large values could). One number
+/// is read back.
+pub(crate) fn zero_sum_is_finite<B: Backend>(values: Tensor<B, 1>) -> bool {
+    let zero: f32 = values.mul_scalar(0.0).sum().into_scalar().elem();
+    zero.is_finite()
 }
 
 /// The faces of a loader batch as the model's targets (the boxes moved, not copied).

@@ -265,7 +265,7 @@ pub fn normalize_backward(
 
 /// A row split into whole vectors and the scalar tail.
 #[inline(always)]
-fn split<S: Simd>(row: &[f32]) -> (&[S::f32s], &[f32]) {
+pub(super) fn split<S: Simd>(row: &[f32]) -> (&[S::f32s], &[f32]) {
     let whole = row.len() / S::F32_LANES * S::F32_LANES;
     let (head, tail) = row.split_at(whole);
     (bytemuck::cast_slice(head), tail)

@@ -5,9 +5,10 @@
 
 use burn::backend::flex::FlexTensor;
 use burn::tensor::TensorData;
-use pulp::{bytemuck, Simd, WithSimd};
+use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 
+use super::batch_norm::split;
 use super::{dims4, values};
 
 /// `Σ_{n, y, x} output_grad[n, c, y, x]` for every channel `c`, each row summed in SIMD
@@ -48,9 +49,7 @@ impl WithSimd for RowSum<'_> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) -> f32 {
-        let whole = self.row.len() / S::F32_LANES * S::F32_LANES;
-        let (head, tail) = self.row.split_at(whole);
-        let vectors: &[S::f32s] = bytemuck::cast_slice(head);
+        let (vectors, tail) = split::<S>(self.row);
         let mut sum = simd.splat_f32s(0.0);
         for &v in vectors {
             sum = simd.add_f32s(sum, v);
